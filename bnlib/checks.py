@@ -1,0 +1,54 @@
+"""Learner-facing checks: exercises that answer ✓ or give a hint, and claims that must hold.
+
+    check(answer, expected, "μ of the batch", wrong=[(answer_with_n_minus_1, "divide by N, not N−1")])
+    claim(bn_acc > plain_acc + 0.2, "BN is far ahead at step 100")
+
+An exercise left as `...` (or None) is reported as not attempted and does not raise, so a
+notebook runs top to bottom before the learner has written anything.
+"""
+import numpy as np
+
+
+class NotYet(AssertionError):
+    """A wrong answer to an exercise; the message is the hint."""
+
+
+class ClaimFailed(AssertionError):
+    """Something a notebook says about batch norm did not hold on this run."""
+
+
+def _close(a, b, rtol, atol):
+    try:
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol))
+
+
+def check(answer, expected, name, wrong=(), rtol=1e-4, atol=1e-6):
+    """Compare a learner's answer with the expected value.
+
+    wrong: (wrong_value, hint) pairs for the usual mistakes; an answer matching one of them
+    raises NotYet with its hint. Returns True when correct, False when not attempted.
+    """
+    if answer is None or answer is Ellipsis:
+        print(f"… {name}: not attempted yet — replace the ... with your answer and run the cell again")
+        return False
+    if _close(answer, expected, rtol, atol):
+        print(f"✓ {name}: correct")
+        return True
+    a_shape, e_shape = np.shape(answer), np.shape(expected)
+    if a_shape != e_shape:
+        raise NotYet(f"{name}: expected shape {e_shape}, got {a_shape} — check which axis you reduced over "
+                     f"(axis=0 gives one value per feature)")
+    for value, hint in wrong:
+        if _close(answer, value, rtol, atol):
+            raise NotYet(f"{name}: not yet — {hint}")
+    raise NotYet(f"{name}: not yet — expected {np.round(expected, 4)}, got {np.round(np.asarray(answer, dtype=float), 4)}")
+
+
+def claim(condition, statement, detail=""):
+    """A self-check: print ✓ and the statement if it holds, raise ClaimFailed if it does not."""
+    if not condition:
+        raise ClaimFailed(f"claim did not hold: {statement}" + (f" ({detail})" if detail else ""))
+    print(f"✓ {statement}" + (f" ({detail})" if detail else ""))

@@ -1,0 +1,305 @@
+"""Layer objects: Linear, activations, BatchNorm/LayerNorm/GroupNorm, softmax cross-entropy.
+
+Every layer has the same few members:
+    forward(x) -> y          remembers what backward needs
+    backward(dy) -> dx       also fills the gradients of the layer's parameters
+    parameters(), gradients() lists of arrays in the same order (updated in place by SGD)
+    train(), eval()          switch mode (only BatchNorm behaves differently)
+"""
+import numpy as np
+
+from . import norm
+from .validate import as_float_array, check_choice, check_eps, check_finite, check_ndim
+
+INITS = ("xavier", "he", "lecun")
+
+
+class Layer:
+    training = True
+
+    def parameters(self):
+        return []
+
+    def gradients(self):
+        return []
+
+    def train(self):
+        self.training = True
+        return self
+
+    def eval(self):
+        self.training = False
+        return self
+
+    def _check_input(self, x, features):
+        x = as_float_array(x)
+        check_ndim(x, 2, "(N, features)")
+        if x.shape[1] != features:
+            raise ValueError(f"{self!r} expects {features} features in axis 1, got x of shape "
+                             f"{x.shape}; check the layer sizes")
+        return x
+
+
+class Linear(Layer):
+    """y = x W + b, with x: (N, fan_in), W: (fan_in, fan_out), b: (fan_out,).
+
+    init: "xavier" (std √(2/(fan_in+fan_out)), suits sigmoid/tanh), "he" (std √(2/fan_in),
+    suits ReLU), "lecun" (std √(1/fan_in)), or a number: the std of N(0, std²) weights.
+    """
+
+    def __init__(self, fan_in, fan_out, init="xavier", bias=True, seed=0, dtype=np.float32):
+        self.fan_in, self.fan_out, self.init = fan_in, fan_out, init
+        if isinstance(init, str):
+            check_choice(init, INITS, "init")
+            std = {"xavier": np.sqrt(2.0 / (fan_in + fan_out)), "he": np.sqrt(2.0 / fan_in),
+                   "lecun": np.sqrt(1.0 / fan_in)}[init]
+        elif isinstance(init, (int, float)) and not isinstance(init, bool) and init >= 0:
+            std = float(init)
+        else:
+            raise ValueError(f"init must be one of {INITS} or a non-negative std, got {init!r}")
+        rng = np.random.default_rng(seed)
+        self.W = (rng.standard_normal((fan_in, fan_out)) * std).astype(dtype)
+        self.b = np.zeros(fan_out, dtype=dtype) if bias else None
+        self.dW = np.zeros_like(self.W)
+        self.db = np.zeros_like(self.b) if bias else None
+
+    def forward(self, x):
+        x = self._check_input(x, self.fan_in)
+        self.x = x
+        y = x @ self.W
+        return y + self.b if self.b is not None else y
+
+    def backward(self, dy):
+        self.dW[...] = self.x.T @ dy
+        if self.b is not None:
+            self.db[...] = dy.sum(axis=0)
+        return dy @ self.W.T
+
+    def parameters(self):
+        return [self.W] if self.b is None else [self.W, self.b]
+
+    def gradients(self):
+        return [self.dW] if self.b is None else [self.dW, self.db]
+
+    def __repr__(self):
+        return f"Linear({self.fan_in}, {self.fan_out}{'' if self.b is not None else ', bias=False'})"
+
+
+class Sigmoid(Layer):
+    """σ(z) = 1 / (1 + e^(−z)); σ'(z) = σ(z)(1 − σ(z)). Saturated where σ < 0.05 or σ > 0.95."""
+
+    def forward(self, z):
+        # e^(−|z|) never overflows; the two branches give the same σ(z)
+        e = np.exp(-np.abs(z))
+        self.y = np.where(z >= 0, 1.0, e) / (1.0 + e)
+        return self.y
+
+    def backward(self, dy):
+        return dy * self.y * (1.0 - self.y)
+
+    def saturated(self, y):
+        return (y < 0.05) | (y > 0.95)
+
+    def __repr__(self):
+        return "Sigmoid()"
+
+
+class Tanh(Layer):
+    """tanh(z); derivative 1 − tanh². Saturated where |tanh| > 0.95."""
+
+    def forward(self, z):
+        self.y = np.tanh(z)
+        return self.y
+
+    def backward(self, dy):
+        return dy * (1.0 - self.y * self.y)
+
+    def saturated(self, y):
+        return np.abs(y) > 0.95
+
+    def __repr__(self):
+        return "Tanh()"
+
+
+class ReLU(Layer):
+    """max(0, z); derivative 1 where z > 0. "Saturated" here means switched off (output 0)."""
+
+    def forward(self, z):
+        self.mask = z > 0
+        return z * self.mask
+
+    def backward(self, dy):
+        return dy * self.mask
+
+    def saturated(self, y):
+        return y <= 0
+
+    def __repr__(self):
+        return "ReLU()"
+
+
+ACTIVATIONS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU}
+
+
+def _check_momentum(momentum):
+    if momentum is not None and not (isinstance(momentum, (int, float)) and 0 <= momentum <= 1):
+        raise ValueError(f"momentum must be in [0, 1] (the weight of the newest batch, PyTorch "
+                         f"convention) or None for a cumulative average, got {momentum!r}")
+
+
+class BatchNorm(Layer):
+    """Batch normalisation layer for x: (N, D) or (N, C, ...), with running statistics.
+
+    Training:   y = γ (x − μ_B)/√(σ²_B + ε) + β     with this batch's μ_B and biased σ²_B, and
+                running = (1 − momentum)·running + momentum·batch_stat
+                (the running variance takes the unbiased σ²_B · m/(m − 1), as in PyTorch).
+    Evaluation: y = γ (x − running_mean)/√(running_var + ε) + β   — no batch statistics at all.
+    momentum=None keeps a cumulative average of all batches seen (PyTorch's convention).
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float32):
+        check_eps(eps)
+        _check_momentum(momentum)
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.gamma = np.ones(num_features, dtype=dtype)
+        self.beta = np.zeros(num_features, dtype=dtype)
+        self.dgamma = np.zeros_like(self.gamma)
+        self.dbeta = np.zeros_like(self.beta)
+        self.running_mean = np.zeros(num_features, dtype=dtype)
+        self.running_var = np.ones(num_features, dtype=dtype)
+        self.num_batches_tracked = 0
+        self.track_running_stats = True   # False: normalise with batch stats but leave running ones
+
+    def forward(self, x):
+        x = as_float_array(x)
+        check_ndim(x, 2, "(N, D) or (N, C, ...)")
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"{self!r} expects {self.num_features} features in axis 1, got x of "
+                             f"shape {x.shape}; check the layer sizes")
+        check_finite(x)
+        if self.training:
+            y, self.cache = norm.batchnorm_forward(x, self.gamma, self.beta, self.eps)
+            if self.track_running_stats:
+                self._update_running(x)
+            return y
+        bshape = (1, -1) + (1,) * (x.ndim - 2)
+        scale = self.gamma / np.sqrt(self.running_var + self.eps)
+        return (x - self.running_mean.reshape(bshape)) * scale.reshape(bshape) + self.beta.reshape(bshape)
+
+    def _update_running(self, x):
+        m = x.size // x.shape[1]                  # values per feature in this batch
+        batch_mean = self.cache.mean.reshape(-1)
+        batch_var = self.cache.var.reshape(-1)    # biased σ²_B, as used to normalise
+        self.num_batches_tracked += 1
+        w = 1.0 / self.num_batches_tracked if self.momentum is None else self.momentum
+        self.running_mean = ((1 - w) * self.running_mean + w * batch_mean).astype(x.dtype, copy=False)
+        self.running_var = ((1 - w) * self.running_var + w * batch_var * m / (m - 1)).astype(x.dtype, copy=False)
+
+    def backward(self, dy):
+        if not self.training:
+            raise RuntimeError("BatchNorm.backward after an eval-mode forward: call .train() first")
+        dx, self.dgamma[...], self.dbeta[...] = norm.batchnorm_backward(dy, self.cache)
+        return dx
+
+    def parameters(self):
+        return [self.gamma, self.beta]
+
+    def gradients(self):
+        return [self.dgamma, self.dbeta]
+
+    def __repr__(self):
+        mode = "train" if self.training else "eval"
+        return f"BatchNorm({self.num_features}, eps={self.eps:g}, momentum={self.momentum}, mode={mode})"
+
+
+class LayerNorm(Layer):
+    """Layer normalisation over the features of each sample, x: (N, D). Same in train and eval."""
+
+    def __init__(self, num_features, eps=1e-5, dtype=np.float32):
+        check_eps(eps)
+        self.num_features, self.eps = num_features, eps
+        self.gamma = np.ones(num_features, dtype=dtype)
+        self.beta = np.zeros(num_features, dtype=dtype)
+        self.dgamma = np.zeros_like(self.gamma)
+        self.dbeta = np.zeros_like(self.beta)
+
+    def forward(self, x):
+        x = self._check_input(x, self.num_features)
+        y, self.cache = norm.layernorm_forward(x, self.gamma, self.beta, self.eps)
+        return y
+
+    def backward(self, dy):
+        dx, self.dgamma[...], self.dbeta[...] = norm.layernorm_backward(dy, self.cache)
+        return dx
+
+    def parameters(self):
+        return [self.gamma, self.beta]
+
+    def gradients(self):
+        return [self.dgamma, self.dbeta]
+
+    def __repr__(self):
+        return f"LayerNorm({self.num_features}, eps={self.eps:g})"
+
+
+class GroupNorm(LayerNorm):
+    """Group normalisation of x: (N, C): C features split into `groups`; same in train and eval."""
+
+    def __init__(self, num_features, groups, eps=1e-5, dtype=np.float32):
+        super().__init__(num_features, eps, dtype)
+        self.groups = groups
+        norm.groupnorm_forward(np.zeros((1, num_features), dtype) + np.arange(num_features, dtype=dtype),
+                               self.gamma, self.beta, groups, eps)   # validates groups now, not mid-training
+
+    def forward(self, x):
+        x = self._check_input(x, self.num_features)
+        y, self.cache = norm.groupnorm_forward(x, self.gamma, self.beta, self.groups, self.eps)
+        return y
+
+    def __repr__(self):
+        return f"GroupNorm({self.num_features}, groups={self.groups}, eps={self.eps:g})"
+
+
+def softmax_cross_entropy(logits, y):
+    """Mean cross-entropy of softmax(logits) against integer labels, and its gradient.
+
+    logits: (N, K); y: (N,) integers in 0..K−1.
+        p = softmax(logits),   loss = −(1/N) Σ log p[n, y_n],   dlogits = (p − onehot(y)) / N
+    Returns (loss, dlogits).
+    """
+    logits = as_float_array(logits, "logits")
+    check_ndim(logits, 2, "(N, K)", "logits")
+    y = np.asarray(y)
+    N, K = logits.shape
+    if y.shape != (N,) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must be integers of shape ({N},), got {y.dtype} of shape {y.shape}")
+    if y.min() < 0 or y.max() >= K:
+        raise ValueError(f"labels must lie in 0..{K - 1} for {K} classes, got values from {y.min()} to {y.max()}")
+    shifted = logits - logits.max(axis=1, keepdims=True)     # avoids overflow in exp
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    rows = np.arange(N)
+    loss = -log_p[rows, y].mean()
+    dlogits = np.exp(log_p)
+    dlogits[rows, y] -= 1
+    return float(loss), dlogits / N
+
+
+def fold_batchnorm(linear, bn):
+    """A Linear layer equal to `bn` (in eval mode) applied after `linear`, for deployment.
+
+    BN in eval mode is an affine map per feature, so it merges into the weights:
+        s  = γ / √(running_var + ε)
+        W' = W · s   (each output column scaled),     b' = (b − running_mean) · s + β
+    """
+    if not isinstance(linear, Linear) or not isinstance(bn, BatchNorm):
+        raise TypeError(f"fold_batchnorm takes (Linear, BatchNorm), got ({type(linear).__name__}, "
+                        f"{type(bn).__name__})")
+    if linear.fan_out != bn.num_features:
+        raise ValueError(f"{linear!r} has {linear.fan_out} outputs but {bn!r} normalises "
+                         f"{bn.num_features} features")
+    s = bn.gamma / np.sqrt(bn.running_var + bn.eps)
+    b = linear.b if linear.b is not None else np.zeros(linear.fan_out, dtype=linear.W.dtype)
+    folded = Linear(linear.fan_in, linear.fan_out, init=0.0, dtype=linear.W.dtype)
+    folded.W[...] = linear.W * s
+    folded.b[...] = (b - bn.running_mean) * s + bn.beta
+    return folded

@@ -1,0 +1,229 @@
+"""SGD, the training loop, and a History recording how each layer's distribution moves.
+
+    history = train(MLP([784, 100, 100, 100, 10], norm="batch"), load_mnist5k(),
+                    steps=2000, batch_size=60, lr=0.1)
+
+Every `record_every` steps the loop runs a fixed probe batch (the first `probe_size` test
+images) through the model and records, per hidden layer, the pre-activation z (what the
+activation receives) and the activation output: 15th/50th/85th percentiles (pooled, and per
+unit), mean, std, a histogram on fixed bins, and the fraction of saturated units.
+Batch norm layers normalise the probe with its own statistics and leave their running
+averages untouched, so recording never changes training.
+"""
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .data import minibatches
+from .layers import softmax_cross_entropy
+from .validate import NonFiniteError, as_float_array
+
+PERCENTILES = (15, 50, 85)
+PRE_RANGE = (-8.0, 8.0)
+ACT_RANGE = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, 8.0)}
+BINS = 64
+
+
+class SGD:
+    """Stochastic gradient descent with optional momentum (PyTorch's form):
+        v ← momentum · v + g,    p ← p − lr · v
+    """
+
+    def __init__(self, params, grads, lr, momentum=0.0):
+        if not lr > 0:
+            raise ValueError(f"lr must be positive, got {lr!r}")
+        if not 0 <= momentum < 1:
+            raise ValueError(f"SGD momentum must be in [0, 1), got {momentum!r}")
+        self.params, self.grads, self.lr, self.momentum = params, grads, lr, momentum
+        self.velocity = [np.zeros_like(p) for p in params] if momentum else None
+
+    def step(self):
+        if self.velocity is None:
+            for p, g in zip(self.params, self.grads):
+                p -= self.lr * g
+        else:
+            for p, g, v in zip(self.params, self.grads, self.velocity):
+                v *= self.momentum
+                v += g
+                p -= self.lr * v
+
+
+@dataclass
+class TensorStats:
+    """One tensor (pre-activation or activation) of one layer, at each of R records."""
+    percentiles: np.ndarray        # (R, 3): 15th, 50th, 85th over all units and samples
+    unit_percentiles: np.ndarray   # (R, units, 3): the same for each unit separately
+    mean: np.ndarray               # (R,)
+    std: np.ndarray                # (R,)
+    hist: np.ndarray               # (R, BINS): fraction of values per bin (clipped into range)
+    bin_edges: np.ndarray          # (BINS + 1,)
+
+
+@dataclass
+class LayerRecord:
+    pre: TensorStats               # z, what the activation receives
+    act: TensorStats               # the activation's output
+    saturated: np.ndarray          # (R,) fraction of values in the activation's flat tails
+
+
+@dataclass
+class History:
+    """What `train` measured. steps/loss per step; record_steps, accuracies and layers per record."""
+    steps: np.ndarray
+    loss: np.ndarray
+    record_steps: np.ndarray
+    train_acc: np.ndarray
+    test_acc: np.ndarray
+    layers: list
+    config: dict = field(default_factory=dict)
+    diverged: bool = False
+    message: str = ""
+    seconds: float = 0.0
+
+    @property
+    def final_test_acc(self):
+        return float(self.test_acc[-1])
+
+    def __repr__(self):
+        state = f"diverged at step {self.steps[-1] + 1 if len(self.steps) else 0}" if self.diverged else \
+            f"test accuracy {self.final_test_acc:.1%}"
+        return (f"History({self.config.get('model', '')}, {len(self.steps)} steps, "
+                f"{len(self.record_steps)} records, {state})")
+
+
+def _tensor_stats(values, value_range):
+    """Statistics of one (N, units) tensor; returns a dict of per-record pieces."""
+    flat = values.reshape(-1)
+    edges = np.linspace(*value_range, BINS + 1)
+    counts, _ = np.histogram(np.clip(flat, *value_range), bins=edges)
+    return dict(percentiles=np.percentile(flat, PERCENTILES),
+                unit_percentiles=np.percentile(values, PERCENTILES, axis=0).T,
+                mean=flat.mean(), std=flat.std(), hist=counts / flat.size, bin_edges=edges)
+
+
+def _stack(pieces):
+    """List of per-record dicts → TensorStats of stacked arrays."""
+    out = {k: np.array([p[k] for p in pieces]) for k in pieces[0] if k != "bin_edges"}
+    return TensorStats(bin_edges=pieces[0]["bin_edges"], **out)
+
+
+class _Recorder:
+    def __init__(self, model, x_probe):
+        self.model, self.x_probe = model, x_probe
+        self.act_range = ACT_RANGE[model.activation]
+        self.pre, self.act, self.sat = [[] for _ in model.hidden], [[] for _ in model.hidden], []
+
+    def record(self):
+        bns = [n for n in self.model.norm_layers() if hasattr(n, "track_running_stats")]
+        for bn in bns:
+            bn.track_running_stats = False
+        try:
+            _, pre, act = self.model.forward(self.x_probe, keep=True)
+        finally:
+            for bn in bns:
+                bn.track_running_stats = True
+        for l, (z, h, (_, _, act_layer)) in enumerate(zip(pre, act, self.model.hidden)):
+            self.pre[l].append(_tensor_stats(z, PRE_RANGE))
+            self.act[l].append(_tensor_stats(h, self.act_range))
+        self.sat.append([act_layer.saturated(h).mean() for h, (_, _, act_layer) in zip(act, self.model.hidden)])
+
+    def layers(self):
+        sat = np.array(self.sat).reshape(len(self.sat), -1)
+        return [LayerRecord(_stack(p), _stack(a), sat[:, l]) for l, (p, a) in enumerate(zip(self.pre, self.act))]
+
+
+class _Progress:
+    """One self-overwriting line, shown only if the run takes longer than `delay` seconds."""
+
+    def __init__(self, total, enabled, delay=2.0):
+        self.total, self.enabled, self.delay = total, enabled, delay
+        self.start = self.last = time.perf_counter()
+        self.shown = False
+
+    def update(self, step, loss):
+        now = time.perf_counter()
+        if self.enabled and now - self.start > self.delay and now - self.last > 0.5:
+            self.last, self.shown = now, True
+            print(f"\rstep {step:>6}/{self.total}  loss {loss:.3f}  ({now - self.start:.0f} s)", end="", flush=True)
+
+    def close(self):
+        if self.shown:
+            print(f"\rtrained {self.total} steps in {time.perf_counter() - self.start:.1f} s" + " " * 20, flush=True)
+        return time.perf_counter() - self.start
+
+
+def _check_data(data, model):
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        if not hasattr(data, name):
+            raise TypeError(f"data needs x_train, y_train, x_test and y_test (missing {name}); "
+                            f"bnlib.Dataset(x_train, y_train, x_test, y_test) wraps your own arrays")
+    classes = model.sizes[-1]
+    for split in ("train", "test"):
+        x = as_float_array(getattr(data, f"x_{split}"), f"x_{split}")
+        y = np.asarray(getattr(data, f"y_{split}"))
+        if x.ndim != 2 or x.shape[1] != model.sizes[0]:
+            raise ValueError(f"x_{split} must be (N, {model.sizes[0]}) for this model, got {x.shape}")
+        if not np.issubdtype(y.dtype, np.integer) or y.shape != (len(x),):
+            raise ValueError(f"y_{split} must hold {len(x)} integer labels, got {y.dtype} of shape {y.shape}")
+        if y.min() < 0 or y.max() >= classes:
+            raise ValueError(f"y_{split} has labels {y.min()}..{y.max()}, but the model has {classes} outputs "
+                             f"(labels must be 0..{classes - 1})")
+
+
+def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, seed=0,
+          probe_size=500, progress="auto"):
+    """Train `model` with minibatch SGD on softmax cross-entropy; return a History.
+
+    steps: parameter updates. batch_size: samples per step (shuffled each epoch, seeded).
+    record_every: steps between records (default: about 50 records per run; step 0 and the
+    last step are always recorded). progress: "auto" prints one updating line for runs longer
+    than 2 s, False never. A run whose loss becomes NaN/inf stops early with diverged=True.
+    """
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    _check_data(data, model)
+    dt = model.dtype
+    x_train, y_train = np.asarray(data.x_train, dt), np.asarray(data.y_train)
+    x_test, y_test = np.asarray(data.x_test, dt), np.asarray(data.y_test)
+    batches = minibatches(len(x_train), batch_size, seed)
+    opt = SGD(model.parameters(), model.gradients(), lr, momentum)
+    record_every = record_every or max(1, steps // 50)
+    recorder = _Recorder(model, x_test[:probe_size])
+    x_eval, y_eval = x_train[:1000], y_train[:1000]
+    losses, rec_steps, train_acc, test_acc = [], [], [], []
+    diverged, message = False, ""
+    bar = _Progress(steps, progress == "auto" or progress is True, delay=0.0 if progress is True else 2.0)
+
+    def record(step):
+        rec_steps.append(step)
+        recorder.record()
+        train_acc.append(np.mean(model.predict(x_eval) == y_eval))
+        test_acc.append(np.mean(model.predict(x_test) == y_test))
+
+    model.train()
+    for step in range(steps):
+        if step % record_every == 0:
+            record(step)
+        idx = next(batches)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                loss, dlogits = softmax_cross_entropy(model.forward(x_train[idx]), y_train[idx])
+        except NonFiniteError as e:
+            diverged, message = True, str(e)
+        if diverged or not np.isfinite(loss):
+            diverged = True
+            message = message or f"loss became {loss} at step {step}: the learning rate is too large"
+            break
+        model.backward(dlogits)
+        opt.step()
+        losses.append(loss)
+        bar.update(step + 1, loss)
+    if not diverged:
+        record(len(losses))
+    seconds = bar.close()
+    config = dict(model=f"MLP({model.sizes}, {model.activation}, norm={model.norm})", steps=steps,
+                  batch_size=batch_size, lr=lr, momentum=momentum, seed=seed)
+    return History(np.arange(len(losses)), np.array(losses), np.array(rec_steps), np.array(train_acc),
+                   np.array(test_acc), recorder.layers(), config, diverged, message, seconds)

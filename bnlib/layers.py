@@ -33,10 +33,9 @@ class Layer:
 
     def _check_input(self, x, features):
         x = as_float_array(x)
-        check_ndim(x, 2, "(N, features)")
-        if x.shape[1] != features:
-            raise ValueError(f"{self!r} expects {features} features in axis 1, got x of shape "
-                             f"{x.shape}; check the layer sizes")
+        if x.ndim != 2 or x.shape[1] != features:
+            raise ValueError(f"{self!r} expects x of shape (N, {features}), got {x.shape}; "
+                             f"check the layer sizes (a single sample needs a batch axis: x[None, :])")
         return x
 
 
@@ -64,16 +63,18 @@ class Linear(Layer):
         self.db = np.zeros_like(self.b) if bias else None
 
     def forward(self, x):
-        x = self._check_input(x, self.fan_in)
-        self.x = x
-        y = x @ self.W
-        return y + self.b if self.b is not None else y
-
-    def backward(self, dy):
-        self.dW[...] = self.x.T @ dy
+        self.x = self._check_input(x, self.fan_in)
+        y = self.x @ self.W
         if self.b is not None:
-            self.db[...] = dy.sum(axis=0)
-        return dy @ self.W.T
+            y += self.b
+        return y
+
+    def backward(self, dy, need_dx=True):
+        """dW = xᵀ dy, db = Σ_n dy, dx = dy Wᵀ (skipped for the first layer: nothing needs it)."""
+        np.matmul(self.x.T, dy, out=self.dW)      # written in place: no 784×100 temporary
+        if self.b is not None:
+            np.sum(dy, axis=0, out=self.db)
+        return dy @ self.W.T if need_dx else None
 
     def parameters(self):
         return [self.W] if self.b is None else [self.W, self.b]
@@ -89,9 +90,8 @@ class Sigmoid(Layer):
     """σ(z) = 1 / (1 + e^(−z)); σ'(z) = σ(z)(1 − σ(z)). Saturated where σ < 0.05 or σ > 0.95."""
 
     def forward(self, z):
-        # e^(−|z|) never overflows; the two branches give the same σ(z)
-        e = np.exp(-np.abs(z))
-        self.y = np.where(z >= 0, 1.0, e) / (1.0 + e)
+        with np.errstate(over="ignore"):          # e^(−z) → inf for z ≪ 0 gives σ = 0, as it should
+            self.y = 1.0 / (1.0 + np.exp(-z))
         return self.y
 
     def backward(self, dy):
@@ -176,12 +176,15 @@ class BatchNorm(Layer):
         if x.shape[1] != self.num_features:
             raise ValueError(f"{self!r} expects {self.num_features} features in axis 1, got x of "
                              f"shape {x.shape}; check the layer sizes")
-        check_finite(x)
+        axes = (0,) + tuple(range(2, x.ndim))
         if self.training:
-            y, self.cache = norm.batchnorm_forward(x, self.gamma, self.beta, self.eps)
+            norm.check_batch_size(x, axes)
+            y, self.cache = norm.normalize_forward(x, self.gamma, self.beta, axes, axes, self.eps)
+            check_finite(self.cache.var, "x (its batch variance)")   # NaN/inf anywhere in x shows here, cheaply
             if self.track_running_stats:
                 self._update_running(x)
             return y
+        check_finite(x)
         bshape = (1, -1) + (1,) * (x.ndim - 2)
         scale = self.gamma / np.sqrt(self.running_var + self.eps)
         return (x - self.running_mean.reshape(bshape)) * scale.reshape(bshape) + self.beta.reshape(bshape)

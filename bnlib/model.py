@@ -81,9 +81,9 @@ class MLP:
     def backward(self, dlogits):
         """Backpropagate dL/dlogits through every layer; fills each layer's gradients."""
         d = dlogits
-        for layer in reversed(self.layers):
+        for layer in reversed(self.layers[1:]):
             d = layer.backward(d)
-        return d
+        self.layers[0].backward(d, need_dx=False)   # the input pixels need no gradient
 
     def parameters(self):
         return [p for layer in self.layers for p in layer.parameters()]

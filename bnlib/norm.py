@@ -98,6 +98,10 @@ def _prepare(x, gamma, beta, eps, channels_shape, min_ndim, shape_hint):
     return x, gamma, beta
 
 
+def check_batch_size(x, axes):
+    _check_stat_count(x, axes, "batch norm in training mode computes the variance")
+
+
 def _check_stat_count(x, axes, what):
     m = int(np.prod([x.shape[a] for a in axes]))
     if m < 2:
@@ -119,7 +123,7 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
     """
     x, gamma, beta = _prepare(x, gamma, beta, eps, lambda x: (x.shape[1],), 2, "(N, D) or (N, C, ...)")
     axes = (0,) + tuple(range(2, x.ndim))
-    _check_stat_count(x, axes, "batch norm in training mode computes the variance")
+    check_batch_size(x, axes)
     return normalize_forward(x, gamma, beta, axes, axes, eps)
 
 

@@ -38,16 +38,18 @@ class SGD:
             raise ValueError(f"SGD momentum must be in [0, 1), got {momentum!r}")
         self.params, self.grads, self.lr, self.momentum = params, grads, lr, momentum
         self.velocity = [np.zeros_like(p) for p in params] if momentum else None
+        self._scratch = [np.empty_like(p) for p in params]   # reused: no large temporaries per step
 
     def step(self):
-        if self.velocity is None:
-            for p, g in zip(self.params, self.grads):
-                p -= self.lr * g
-        else:
-            for p, g, v in zip(self.params, self.grads, self.velocity):
+        directions = self.grads
+        if self.velocity is not None:
+            for g, v in zip(self.grads, self.velocity):
                 v *= self.momentum
                 v += g
-                p -= self.lr * v
+            directions = self.velocity
+        for p, d, tmp in zip(self.params, directions, self._scratch):
+            np.multiply(d, self.lr, out=tmp)
+            p -= tmp
 
 
 @dataclass
@@ -202,14 +204,16 @@ def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, s
         train_acc.append(np.mean(model.predict(x_eval) == y_eval))
         test_acc.append(np.mean(model.predict(x_test) == y_test))
 
+    x_batch = np.empty((batch_size, x_train.shape[1]), dtype=dt)   # reused every step
     model.train()
     for step in range(steps):
         if step % record_every == 0:
             record(step)
         idx = next(batches)
+        np.take(x_train, idx, axis=0, out=x_batch)
         try:
             with np.errstate(over="ignore", invalid="ignore"):
-                loss, dlogits = softmax_cross_entropy(model.forward(x_train[idx]), y_train[idx])
+                loss, dlogits = softmax_cross_entropy(model.forward(x_batch), y_train[idx])
         except NonFiniteError as e:
             diverged, message = True, str(e)
         if diverged or not np.isfinite(loss):

@@ -12,6 +12,8 @@ class NonFiniteError(ValueError):
 
 def as_float_array(x, name="x"):
     """Return `x` as a floating-point ndarray (float32/float64 kept as they are)."""
+    if type(x) is np.ndarray and x.dtype.kind == "f":
+        return x                                   # the common case, kept cheap: it runs every step
     if isinstance(x, np.ndarray):
         arr = x
     else:

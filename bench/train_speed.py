@@ -1,0 +1,80 @@
+"""Training speed of the BN paper's network on MNIST-5k, against the floor of its matrix multiplies.
+
+    python bench/train_speed.py [--steps 1500] [--repeats 5]
+
+Network 784-100-100-100-10, sigmoid, batch 60, plain SGD (lr 0.1), one BLAS thread (bnlib sets
+it on import). For float32 and float64 it prints, per training step (median of --repeats runs):
+  floor      the step's matrix multiplies alone: 4 forward, 4 dW and 3 dx GEMMs
+  plain      a bnlib training step without normalisation
+  BN         a bnlib training step with batch norm before each sigmoid
+and BN/floor, the number the foundation issue targets (≤ 1.8 in float32).
+A benchmark, not a test: numbers depend on the machine and on what else runs on it.
+"""
+import argparse
+import platform
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_info
+
+import bnlib
+
+SIZES = [784, 100, 100, 100, 10]
+BATCH = 60
+
+
+def floor_step_seconds(dtype, steps):
+    """Time the GEMMs of one forward+backward step, with the same shapes and data."""
+    data = bnlib.load_mnist5k(dtype=dtype)
+    rng = np.random.default_rng(0)
+    Ws = [rng.standard_normal((a, b)).astype(dtype) * 0.05 for a, b in zip(SIZES[:-1], SIZES[1:])]
+    dWs = [np.empty_like(W) for W in Ws]
+    x = data.x_train[:BATCH].copy()
+    hs = [x] + [np.empty((BATCH, n), dtype) for n in SIZES[1:]]
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        for l, W in enumerate(Ws):
+            np.matmul(hs[l], W, out=hs[l + 1])
+        d = hs[-1]
+        for l in reversed(range(len(Ws))):
+            np.matmul(hs[l].T, d, out=dWs[l])
+            if l:
+                d = d @ Ws[l].T
+    return (time.perf_counter() - t0) / steps
+
+
+def train_step_seconds(norm, dtype, steps):
+    data = bnlib.load_mnist5k(dtype=dtype)
+    model = bnlib.MLP(SIZES, activation="sigmoid", norm=norm, dtype=dtype, seed=0)
+    h = bnlib.train(model, data, steps=steps, batch_size=BATCH, lr=0.1, record_every=10 * steps,
+                    progress=False)
+    # the History's time includes the two records (step 0 and the end): subtract them
+    t0 = time.perf_counter()
+    bnlib.train(model, data, steps=1, batch_size=BATCH, lr=0.1, progress=False)
+    one = time.perf_counter() - t0
+    return (h.seconds - one) / (steps - 1)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    blas = [(i["internal_api"], i.get("architecture"), i["num_threads"]) for i in threadpool_info()
+            if i["user_api"] == "blas"]
+    print(f"numpy {np.__version__}, BLAS {blas}, {platform.processor() or platform.machine()}, "
+          f"{args.steps} steps × {args.repeats} repeats, median per step")
+    print(f"{'dtype':8} {'floor µs':>9} {'plain µs':>9} {'BN µs':>8} {'plain/floor':>12} {'BN/floor':>9} {'BN steps/s':>11}")
+    for dtype in (np.float32, np.float64):
+        runs = {"floor": [], "plain": [], "bn": []}
+        for _ in range(args.repeats):   # interleaved, so a slow moment of the machine hits all three
+            runs["floor"].append(floor_step_seconds(dtype, args.steps))
+            runs["plain"].append(train_step_seconds(None, dtype, args.steps))
+            runs["bn"].append(train_step_seconds("batch", dtype, args.steps))
+        floor, plain, bn = (float(np.median(runs[k])) for k in ("floor", "plain", "bn"))
+        print(f"{np.dtype(dtype).name:8} {floor * 1e6:9.0f} {plain * 1e6:9.0f} {bn * 1e6:8.0f} "
+              f"{plain / floor:12.2f} {bn / floor:9.2f} {1 / bn:11.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Figures the notebooks share: accuracy curves, percentile bands, layer histograms.
+
+Colours are the Okabe–Ito palette (readable with every common colour-vision deficiency);
+"plain" and "bn" keep the same colours in every notebook. Functions draw into an `ax` you
+pass and return the artists they made, so interactive figures can update them in place.
+"""
+import matplotlib.pyplot as plt
+import numpy as np
+
+COLORS = {"plain": "#E69F00", "bn": "#0072B2", "layer": "#009E73", "group": "#CC79A7",
+          "instance": "#D55E00", "renorm": "#56B4E9", "grey": "#777777", "black": "#000000"}
+CYCLE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000"]
+
+
+def new_figure(nrows=1, ncols=1, width=9.0, height=3.2, **kwargs):
+    """A figure that is not shown on creation (so an interactive one is displayed exactly once)."""
+    with plt.ioff():
+        fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), layout="constrained", **kwargs)
+    canvas = fig.canvas
+    for attr in ("header_visible", "footer_visible", "toolbar_visible"):
+        if hasattr(canvas, attr):          # ipympl canvas: hide chrome learners do not need
+            setattr(canvas, attr, False)
+    return fig, axes
+
+
+def accuracy_curves(ax, histories, metric="test_acc"):
+    """Accuracy against training step, one line per {label: History}."""
+    lines = []
+    for i, (label, h) in enumerate(histories.items()):
+        color = COLORS.get(label, CYCLE[i % len(CYCLE)])
+        (line,) = ax.plot(h.record_steps, getattr(h, metric), label=label, color=color)
+        lines.append(line)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("test accuracy" if metric == "test_acc" else "train accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="lower right")
+    return lines
+
+
+def percentile_bands(ax, history, layer=-1, unit=0, color=None, label=None, tensor="pre"):
+    """The BN paper's Figure 1(b, c): 15th/50th/85th percentiles of one unit's input over training.
+
+    layer: index of the hidden layer (−1: the last); unit: which unit; tensor: "pre" (the
+    activation's input) or "act" (its output).
+    """
+    stats = getattr(history.layers[layer], tensor)
+    p = stats.unit_percentiles[:, unit, :]
+    color = color or COLORS["bn"]
+    steps = history.record_steps
+    band = ax.fill_between(steps, p[:, 0], p[:, 2], color=color, alpha=0.25,
+                           label=f"{label + ': ' if label else ''}15th–85th percentile")
+    (median,) = ax.plot(steps, p[:, 1], color=color, label=f"{label + ': ' if label else ''}median")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("input to the activation" if tensor == "pre" else "activation output")
+    return band, median
+
+
+def layer_histogram(ax, stats, record, color=None, label=None):
+    """Histogram of one layer's values at one record, drawn as stairs (update with .set_data)."""
+    heights = stats.hist[record]
+    return ax.stairs(heights, stats.bin_edges, fill=True, alpha=0.6, color=color or COLORS["bn"], label=label)

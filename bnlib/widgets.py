@@ -76,5 +76,5 @@ class Dashboard:
         return data
 
     def show(self):
+        """Display the dashboard (returns None, so a cell ending in .show() shows it once)."""
         display(self)
-        return self

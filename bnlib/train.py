@@ -181,7 +181,8 @@ def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, s
     steps: parameter updates. batch_size: samples per step (shuffled each epoch, seeded).
     record_every: steps between records (default: about 50 records per run; step 0 and the
     last step are always recorded). progress: "auto" prints one updating line for runs longer
-    than 2 s, False never. A run whose loss becomes NaN/inf stops early with diverged=True.
+    than 2 s, False never. A run whose loss becomes NaN/inf, or exceeds ten times the loss of
+    a uniform guess (10·ln K for K classes), stops early with diverged=True.
     """
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
@@ -205,6 +206,7 @@ def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, s
         test_acc.append(np.mean(model.predict(x_test) == y_test))
 
     x_batch = np.empty((batch_size, x_train.shape[1]), dtype=dt)   # reused every step
+    blow_up = 10 * np.log(model.sizes[-1])
     model.train()
     for step in range(steps):
         if step % record_every == 0:
@@ -216,9 +218,10 @@ def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, s
                 loss, dlogits = softmax_cross_entropy(model.forward(x_batch), y_train[idx])
         except NonFiniteError as e:
             diverged, message = True, str(e)
-        if diverged or not np.isfinite(loss):
+        if diverged or not loss < blow_up:           # also catches NaN
             diverged = True
-            message = message or f"loss became {loss} at step {step}: the learning rate is too large"
+            message = message or (f"loss reached {loss:.3g} at step {step} (a uniform guess scores "
+                                  f"{np.log(model.sizes[-1]):.2f}): the learning rate is too large")
             break
         model.backward(dlogits)
         opt.step()

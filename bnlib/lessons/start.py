@@ -1,0 +1,174 @@
+"""Lesson 00 — start here: check the environment, check that widgets render, try the checks.
+
+    problems = start.environment_report()        # prints versions; returns what is missing
+    start.slider_check()                         # a plain ipywidgets slider and a label
+    start.figure_check().show()                  # a tiny interactive (ipympl) figure
+    start.check_mean(answer)                     # exercise 1: the mean (平均)
+    start.check_std(answer)                      # exercise 2: the standard deviation (標準偏差)
+
+The kernel cannot see the browser, so whether widgets *render* is something the learner sees:
+the slider check answers in its label only after a round trip browser → Python → browser.
+"""
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import ipywidgets as widgets
+import matplotlib
+import numpy as np
+
+from .. import plots
+from ..checks import check
+from ..widgets import Dashboard
+
+MIN_PYTHON = (3, 11)
+# What the notebooks import (needed in the kernel) and what serves them (may live elsewhere).
+KERNEL_PACKAGES = {"numpy": "2.0", "matplotlib": "3.8", "ipywidgets": "8.0", "ipympl": "0.9"}
+SERVER_PACKAGES = ("jupyterlab",)
+REQUIREMENTS = Path(__file__).resolve().parents[2] / "requirements.txt"
+
+
+def _version_tuple(text):
+    parts = []
+    for piece in text.split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def pinned_versions(path=REQUIREMENTS):
+    """{package: version} from the repository's requirements.txt ({} when it is not there,
+    e.g. bnlib installed on its own)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if "==" in line:
+            name, version = line.split("==", 1)
+            pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+def installed_version(name):
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment_report(pins=None):
+    """Print one line per package (installed version, and whether it matches the pinned one)
+    and the matplotlib backend. Returns the list of problems: missing packages or versions
+    older than the series needs. A version that differs from the pin is a note, not a problem."""
+    pins = pinned_versions() if pins is None else pins
+    problems = []
+    python = ".".join(map(str, sys.version_info[:3]))
+    ok = sys.version_info[:2] >= MIN_PYTHON
+    print(f"{'Python':<11} {python:<9} {'✓' if ok else '✗ needs ' + '.'.join(map(str, MIN_PYTHON)) + ' or newer'}")
+    if not ok:
+        problems.append(f"Python {python} is older than {'.'.join(map(str, MIN_PYTHON))}")
+    for name, minimum in KERNEL_PACKAGES.items():
+        version = installed_version(name)
+        if version is None:
+            print(f"{name:<11} {'missing':<9} ✗ install the pinned requirements (make lab does it)")
+            problems.append(f"{name} is not installed")
+            continue
+        if _version_tuple(version) < _version_tuple(minimum):
+            print(f"{name:<11} {version:<9} ✗ too old: the series needs {minimum} or newer")
+            problems.append(f"{name} {version} is older than {minimum}")
+            continue
+        pin = pins.get(name)
+        note = "✓" if pin in (None, version) else f"✓ (pinned {pin}: if a figure looks wrong, use the pinned set)"
+        print(f"{name:<11} {version:<9} {note}")
+    for name in SERVER_PACKAGES:
+        version = installed_version(name)
+        shown = version or "not here"
+        note = "✓" if version else "(fine if JupyterLab runs elsewhere, e.g. on Binder's server)"
+        print(f"{name:<11} {shown:<9} {note}")
+    backend = matplotlib.get_backend()
+    interactive = "ipympl" in backend or backend.lower() == "widget"
+    print(f"{'backend':<11} {'widget' if interactive else backend:<9} "
+          f"{'✓ interactive figures (ipympl)' if interactive else '✗ run the first code cell (%matplotlib widget)'}")
+    if not interactive:
+        problems.append(f"matplotlib backend is {backend!r}, not the widget backend")
+    return problems
+
+
+def slider_check():
+    """A plain ipywidgets slider and a label. The label changes only when the browser sends the
+    new value to Python and shows Python's answer: proof that widgets work in both directions."""
+    slider = widgets.IntSlider(value=5, min=0, max=10, description="move me")
+    label = widgets.Label("Move the slider. If this line changes, widgets work.")
+
+    def on_change(change):
+        label.value = f"✓ The slider is at {change['new']}: widgets work (browser → Python → browser)."
+
+    slider.observe(on_change, names="value")
+    return widgets.VBox([slider, label])
+
+
+def sigmoid(x):
+    """σ(x) = 1 / (1 + e^(−x)): the S-shaped activation the networks of this series use."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
+
+
+def figure_check():
+    """A tiny interactive figure: a dot that follows a slider along the sigmoid curve."""
+    x = np.linspace(-6, 6, 200)
+    fig, ax = plots.new_figure(width=5.0, height=2.4)
+    ax.plot(x, sigmoid(x), color=plots.COLORS["grey"], label="σ(x) = 1 / (1 + e^(−x))")
+    (dot,) = ax.plot([0.0], [0.5], "o", color=plots.COLORS["bn"], markersize=9, label="the slider's x")
+    ax.set_xlabel("x")
+    ax.set_ylabel("σ(x)")
+    ax.set_title("Does the dot follow the slider?")
+    ax.set_ylim(-0.05, 1.05)
+    ax.legend(loc="upper left", fontsize=8)
+
+    def update(x):
+        y = float(sigmoid(x))
+        dot.set_data([x], [y])
+        return f"x = {x:+.1f} → σ(x) = {y:.3f}. If the dot moved, interactive figures work."
+
+    slider = widgets.FloatSlider(value=0.0, min=-6.0, max=6.0, step=0.5, description="x")
+    return Dashboard(fig, update, x=slider)
+
+
+# ---------------------------------------------------------------- exercises
+DEMO_SCORES = np.array([2.0, 4.0, 9.0])
+EXERCISE_SCORES = np.array([55.0, 70.0, 85.0, 90.0])
+EXERCISE_VALUES = np.array([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0])
+
+
+def check_demo(answer):
+    """The worked example: the mean of DEMO_SCORES (2, 4, 9) is 5."""
+    x = DEMO_SCORES
+    return check(answer, x.mean(), "demo — the mean of 2, 4 and 9",
+                 wrong=[(x.sum(), "that is the sum; divide it by how many numbers there are (3)"),
+                        (np.median(x), "that is the median (the middle value); the mean adds them all "
+                                       "and divides by how many there are")])
+
+
+def check_mean(answer):
+    """Exercise 1: the mean μ of EXERCISE_SCORES (55, 70, 85, 90)."""
+    x = EXERCISE_SCORES
+    return check(answer, x.mean(), "exercise 1 — the mean μ",
+                 wrong=[(x.sum(), "that is the sum; divide it by N, the number of values (4)"),
+                        (np.median(x), "that is the median (the middle value); the mean is the sum "
+                                       "divided by N"),
+                        (x.sum() / (len(x) - 1), "you divided by N − 1 = 3; the mean divides by N = 4")])
+
+
+def check_std(answer):
+    """Exercise 2: the standard deviation σ = √( (1/N) Σ (xᵢ − μ)² ) of EXERCISE_VALUES."""
+    x = EXERCISE_VALUES
+    return check(answer, x.std(), "exercise 2 — the standard deviation σ",
+                 wrong=[(x.std(ddof=1), "you divided by N − 1 (7). In this series σ divides by N (8), "
+                                        "as np.std does by default and as batch norm does in training"),
+                        (x.var(), "that is the variance σ²; the standard deviation is its square root"),
+                        (x.var(ddof=1), "that is the variance, and divided by N − 1: take the square "
+                                        "root, and divide by N (8)"),
+                        (np.abs(x - x.mean()).mean(), "that is the mean distance from μ; square the "
+                                                      "distances first, average them, then take the "
+                                                      "square root")])

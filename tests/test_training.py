@@ -1,0 +1,104 @@
+"""Data, the training loop and its records, and the headline effect of batch norm."""
+import numpy as np
+import pytest
+
+import bnlib
+
+PAPER_NET = [784, 100, 100, 100, 10]
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return bnlib.load_mnist5k()
+
+
+def test_mnist5k_is_shipped_split_and_scaled(mnist):
+    assert mnist.x_train.shape == (4000, 784) and mnist.x_test.shape == (1000, 784)
+    assert mnist.x_train.dtype == np.float32
+    assert 0.0 <= mnist.x_train.min() and mnist.x_train.max() == 1.0
+    # stratified: 100 test images of each digit
+    np.testing.assert_array_equal(np.bincount(mnist.y_test), np.full(10, 100))
+    assert mnist.image_shape == (28, 28)
+
+
+def test_split_is_seeded_and_disjoint():
+    a, b, c = bnlib.load_digits(seed=0), bnlib.load_digits(seed=0), bnlib.load_digits(seed=1)
+    np.testing.assert_array_equal(a.x_test, b.x_test)
+    assert not np.array_equal(a.x_test, c.x_test)
+    train_rows = {r.tobytes() for r in a.x_train}
+    assert sum(r.tobytes() in train_rows for r in a.x_test) < 5   # a few digits are pixel-identical duplicates
+    assert len(a.x_train) + len(a.x_test) == 1797
+
+
+def test_float64_loading():
+    assert bnlib.load_digits(dtype=np.float64).x_train.dtype == np.float64
+
+
+@pytest.mark.parametrize("make", [bnlib.make_spirals, bnlib.make_blobs])
+def test_synthetic_data_is_seeded(make):
+    a, b = make(seed=3), make(seed=3)
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    assert a.x_train.shape[1] == 2 and a.classes == 3
+
+
+def test_minibatches_cover_each_epoch_once():
+    it = bnlib.minibatches(10, 3, seed=0)
+    epoch = np.concatenate([next(it) for _ in range(3)])        # 3 full batches; 1 sample dropped
+    assert len(set(epoch.tolist())) == 9
+
+
+def test_training_is_deterministic():
+    data = bnlib.load_digits()
+    runs = [bnlib.train(bnlib.MLP([64, 32, 10], norm="batch", seed=1), data, steps=60, batch_size=32, lr=0.2,
+                        record_every=20, seed=4) for _ in range(2)]
+    np.testing.assert_array_equal(runs[0].loss, runs[1].loss)
+    np.testing.assert_array_equal(runs[0].layers[0].pre.hist, runs[1].layers[0].pre.hist)
+
+
+def test_history_records_per_layer_statistics():
+    data = bnlib.load_digits()
+    model = bnlib.MLP([64, 20, 16, 10], norm="batch", seed=0)
+    h = bnlib.train(model, data, steps=50, batch_size=32, lr=0.1, record_every=10, probe_size=200)
+    np.testing.assert_array_equal(h.record_steps, [0, 10, 20, 30, 40, 50])
+    assert len(h.layers) == 2 and len(h.loss) == 50
+    rec = h.layers[1]
+    assert rec.pre.percentiles.shape == (6, 3) and rec.pre.unit_percentiles.shape == (6, 16, 3)
+    assert np.all(np.diff(rec.pre.percentiles, axis=1) >= 0)          # 15th ≤ 50th ≤ 85th
+    np.testing.assert_allclose(rec.pre.hist.sum(axis=1), 1.0, rtol=1e-12)
+    assert rec.act.bin_edges[0] == 0.0 and rec.act.bin_edges[-1] == 1.0   # sigmoid outputs
+    assert np.all((0 <= rec.saturated) & (rec.saturated <= 1))
+    # records use batch statistics of the probe: the pre-activation is normalised (γ≈1, β≈0 early on)
+    assert abs(h.layers[0].pre.mean[0]) < 1e-5 and abs(h.layers[0].pre.std[0] - 1) < 1e-3
+
+
+def test_recording_does_not_change_training():
+    data = bnlib.load_digits()
+    a = bnlib.train(bnlib.MLP([64, 20, 10], norm="batch"), data, steps=40, batch_size=16, lr=0.1, record_every=1)
+    b = bnlib.train(bnlib.MLP([64, 20, 10], norm="batch"), data, steps=40, batch_size=16, lr=0.1, record_every=40)
+    np.testing.assert_array_equal(a.loss, b.loss)
+
+
+def test_divergence_is_reported_not_raised():
+    data = bnlib.load_digits()
+    h = bnlib.train(bnlib.MLP([64, 32, 10], activation="tanh", init="he"), data, steps=200, batch_size=32,
+                    lr=50.0, progress=False)
+    assert h.diverged and len(h.loss) < 200 and h.message
+    assert "diverged" in repr(h)
+
+
+def test_sgd_momentum_matches_pytorch_form():
+    p, g = np.array([1.0]), np.array([0.5])
+    opt = bnlib.SGD([p], [g], lr=0.1, momentum=0.9)
+    opt.step()          # v = 0.5            p = 1 − 0.05
+    opt.step()          # v = 0.9·0.5 + 0.5  p = 0.95 − 0.095
+    np.testing.assert_allclose(p, [1.0 - 0.05 - 0.095])
+
+
+def test_bn_beats_plain_network_early_on_mnist(mnist):
+    """The BN paper's Figure 1(a) effect, at lr 0.1 after 300 steps: a clear margin."""
+    acc = {}
+    for norm in (None, "batch"):
+        h = bnlib.train(bnlib.MLP(PAPER_NET, norm=norm, seed=0), mnist, steps=300, batch_size=60, lr=0.1,
+                        record_every=300, probe_size=100, progress=False)
+        acc[norm] = h.final_test_acc
+    assert acc["batch"] > 0.8 and acc["batch"] - acc[None] > 0.3, acc

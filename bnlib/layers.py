@@ -195,8 +195,11 @@ class BatchNorm(Layer):
         batch_var = self.cache.var.reshape(-1)    # biased σ²_B, as used to normalise
         self.num_batches_tracked += 1
         w = 1.0 / self.num_batches_tracked if self.momentum is None else self.momentum
-        self.running_mean = ((1 - w) * self.running_mean + w * batch_mean).astype(x.dtype, copy=False)
-        self.running_var = ((1 - w) * self.running_var + w * batch_var * m / (m - 1)).astype(x.dtype, copy=False)
+        # running = (1 − w)·running + w·batch, in place (keeps the dtype and the array)
+        self.running_mean *= 1 - w
+        self.running_mean += w * batch_mean
+        self.running_var *= 1 - w
+        self.running_var += (w * m / (m - 1)) * batch_var       # unbiased: σ²_B · m/(m − 1)
 
     def backward(self, dy):
         if not self.training:

@@ -17,6 +17,7 @@ and the members differ only in A (and in the shape of γ, β):
 Functions come in cs231n-style pairs: `*_forward(x, ...) -> (y, cache)` and
 `*_backward(dy, cache) -> (dx, dγ, dβ)`.
 """
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,12 +40,22 @@ class NormCache:
     x_shape: tuple           # shape of x (group norm works on a reshaped view)
 
 
+def count(x, axes):
+    """m: how many values each mean over `axes` averages."""
+    return math.prod(x.shape[a] for a in axes)
+
+
+def mean(x, axes):
+    """mean over `axes`, keepdims. (np.mean's Python wrapper costs twice the sum at these sizes.)"""
+    return x.sum(axis=axes, keepdims=True) * (1.0 / count(x, axes))
+
+
 def standardize(x, axes, eps):
     """x̂ = (x − μ)/√(σ² + ε) over `axes`; returns (x̂, μ, σ², 1/√(σ² + ε)), keepdims."""
-    mu = x.mean(axis=axes, keepdims=True)
+    mu = mean(x, axes)
     xc = x - mu
-    var = np.mean(xc * xc, axis=axes, keepdims=True)   # reuse x − μ rather than np.var
-    inv_std = 1.0 / np.sqrt(var + eps)                 # one division per feature, not per value
+    var = mean(xc * xc, axes)                  # biased; reuses x − μ rather than calling np.var
+    inv_std = 1.0 / np.sqrt(var + eps)         # one division per feature, not one per value
     return xc * inv_std, mu, var, inv_std
 
 
@@ -53,9 +64,7 @@ def standardize_backward(dx_hat, x_hat, inv_std, axes):
 
         dx = (dx̂ − mean_A(dx̂) − x̂ · mean_A(dx̂ · x̂)) / √(σ² + ε)
     """
-    mean_dx_hat = dx_hat.mean(axis=axes, keepdims=True)
-    mean_dx_hat_x_hat = np.mean(dx_hat * x_hat, axis=axes, keepdims=True)
-    return (dx_hat - mean_dx_hat - x_hat * mean_dx_hat_x_hat) * inv_std
+    return (dx_hat - mean(dx_hat, axes) - x_hat * mean(dx_hat * x_hat, axes)) * inv_std
 
 
 def normalize_forward(x, gamma, beta, stat_axes, param_axes, eps=1e-5, group_shape=None):
@@ -103,8 +112,7 @@ def check_batch_size(x, axes):
 
 
 def _check_stat_count(x, axes, what):
-    m = int(np.prod([x.shape[a] for a in axes]))
-    if m < 2:
+    if count(x, axes) < 2:
         raise ValueError(f"{what} over a single value: the variance of one number is 0, so x̂ would "
                          f"be 0 for every input (shape {x.shape}). Use a batch of at least 2 samples, "
                          f"eval mode (running statistics), or LayerNorm, which needs no batch")
@@ -130,9 +138,16 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
 def batchnorm_backward(dy, cache):
     """Closed-form backward of `batchnorm_forward`: returns (dx, dγ, dβ).
 
-        dx = (γ/√(σ²+ε)) · (dy − mean(dy) − x̂ · mean(dy · x̂))      (means over the batch axes)
+        dβ = Σ dy,   dγ = Σ dy · x̂                                  (sums over the m batch values)
+        dx = (γ/√(σ²+ε)) · (dy − mean(dy) − x̂ · mean(dy · x̂))
+           = (γ/√(σ²+ε)) · (dy − (dβ + x̂ · dγ)/m)                   (the same, reusing dβ and dγ)
     """
-    return normalize_backward(dy, cache)
+    c = cache
+    axes = c.stat_axes
+    dbeta = dy.sum(axis=axes, keepdims=True)
+    dgamma = np.sum(dy * c.x_hat, axis=axes, keepdims=True)
+    dx = (c.gamma * c.inv_std) * (dy - (dbeta + c.x_hat * dgamma) * (1.0 / count(dy, axes)))
+    return dx, dgamma.reshape(c.param_shape), dbeta.reshape(c.param_shape)
 
 
 def batchnorm_backward_graph(dy, cache):
@@ -146,7 +161,7 @@ def batchnorm_backward_graph(dy, cache):
     """
     c = cache
     axes = c.stat_axes
-    m = int(np.prod([c.x_shape[a] for a in axes]))
+    m = count(dy, axes)
     x_hat, inv = c.x_hat, c.inv_std
     dbeta = dy.sum(axis=axes).reshape(c.param_shape)                  # y = … + β
     dgamma = np.sum(dy * x_hat, axis=axes).reshape(c.param_shape)    # y = γ x̂ + …

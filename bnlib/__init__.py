@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 from .checks import check, claim
 from .data import Dataset, load_digits, load_mnist5k, make_blobs, make_spirals, minibatches
 from .gradcheck import grad_check, rel_error
-from .layers import (BatchNorm, GroupNorm, LayerNorm, Linear, ReLU, Sigmoid, Tanh, fold_batchnorm,
+from .layers import (BatchNorm, BatchRenorm, GroupNorm, LayerNorm, Linear, ReLU, Sigmoid, Tanh, fold_batchnorm,
                      softmax_cross_entropy)
 from .model import MLP
 from .norm import (batchnorm_backward, batchnorm_backward_graph, batchnorm_forward, groupnorm_backward,

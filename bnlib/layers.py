@@ -218,6 +218,57 @@ class BatchNorm(Layer):
         return f"BatchNorm({self.num_features}, eps={self.eps:g}, momentum={self.momentum}, mode={mode})"
 
 
+class BatchRenorm(BatchNorm):
+    """Batch renormalisation (Ioffe 2017): batch norm that stays close to its inference form.
+
+    Training, with σ_B = √(σ²_B + ε) and σ = √(running_var + ε):
+        r = clip(σ_B / σ, 1/r_max, r_max),   d = clip((μ_B − running_mean) / σ, −d_max, d_max)
+        x̂ = (x − μ_B)/σ_B · r + d,           y = γ x̂ + β
+    r and d are treated as constants in the backward pass. With r = 1, d = 0 this is batch
+    norm; with r, d unclipped, x̂ = (x − running_mean)/σ, the eval-mode output. r_max and d_max
+    grow linearly from 1 and 0 over the first `warmup` batches (the paper relaxes them too).
+    Eval mode is BatchNorm's.
+    """
+
+    def __init__(self, num_features, r_max=3.0, d_max=5.0, warmup=100, eps=1e-5, momentum=0.1,
+                 dtype=np.float32):
+        super().__init__(num_features, eps=eps, momentum=momentum, dtype=dtype)
+        self.r_max, self.d_max, self.warmup = r_max, d_max, warmup
+
+    def limits(self):
+        """(r_max, d_max) now: relaxed linearly from (1, 0) over the warm-up."""
+        t = min(1.0, self.num_batches_tracked / self.warmup) if self.warmup else 1.0
+        return 1.0 + t * (self.r_max - 1.0), t * self.d_max
+
+    def forward(self, x):
+        if not self.training:
+            return super().forward(x)
+        x = self._check_input(x, self.num_features)
+        norm.check_batch_size(x, (0,))
+        r_max, d_max = self.limits()
+        mu_b, var_b = x.mean(axis=0), x.var(axis=0)
+        sigma = np.sqrt(self.running_var + self.eps)
+        self.r = np.clip(np.sqrt(var_b + self.eps) / sigma, 1.0 / r_max, r_max).astype(x.dtype)
+        self.d = np.clip((mu_b - self.running_mean) / sigma, -d_max, d_max).astype(x.dtype)
+        # γ x̂ + β with x̂ = r·x̂_B + d is batch norm with scale γ·r and shift γ·d + β
+        y, self.cache = norm.normalize_forward(x, self.gamma * self.r, self.gamma * self.d + self.beta,
+                                               (0,), (0,), self.eps)
+        check_finite(self.cache.var, "x (its batch variance)")
+        if self.track_running_stats:
+            self._update_running(x)
+        return y
+
+    def backward(self, dy):
+        dx, sum_dy_xhat_b, sum_dy = norm.batchnorm_backward(dy, self.cache)
+        self.dgamma[...] = self.r * sum_dy_xhat_b + self.d * sum_dy     # ∂y/∂γ = r·x̂_B + d
+        self.dbeta[...] = sum_dy
+        return dx
+
+    def __repr__(self):
+        return (f"BatchRenorm({self.num_features}, r_max={self.r_max:g}, d_max={self.d_max:g}, "
+                f"warmup={self.warmup}, momentum={self.momentum})")
+
+
 class LayerNorm(Layer):
     """Layer normalisation over the features of each sample, x: (N, D). Same in train and eval."""
 

@@ -7,10 +7,10 @@ choice: the activation sees normalised inputs); "after" puts it after the activa
 """
 import numpy as np
 
-from .layers import ACTIVATIONS, BatchNorm, GroupNorm, LayerNorm, Linear
+from .layers import ACTIVATIONS, BatchNorm, BatchRenorm, GroupNorm, LayerNorm, Linear
 from .validate import as_float_array, check_choice, check_finite, check_ndim
 
-NORMS = (None, "batch", "layer", "group")
+NORMS = (None, "batch", "layer", "group", "renorm")
 POSITIONS = ("before", "after")
 
 
@@ -18,7 +18,8 @@ class MLP:
     """A multilayer perceptron whose hidden layers may be normalised.
 
     sizes: [inputs, hidden..., classes]. activation: "sigmoid", "tanh" or "relu".
-    norm: None, "batch", "layer" or "group" (with `groups`). init: see `Linear`.
+    norm: None, "batch", "layer", "group" (with `groups`) or "renorm" (batch renormalisation).
+    init: see `Linear`.
     Hidden layer l computes, with norm_position="before",
         z = Norm(h W + b),   h' = act(z)          ("pre-activation" z is what act receives)
     and with "after":  z = h W + b,  h' = Norm(act(z)).
@@ -50,6 +51,8 @@ class MLP:
     def _make_norm(self, features, groups, momentum, eps, dtype):
         if self.norm == "batch":
             return BatchNorm(features, eps=eps, momentum=momentum, dtype=dtype)
+        if self.norm == "renorm":
+            return BatchRenorm(features, eps=eps, momentum=momentum, dtype=dtype)
         if self.norm == "layer":
             return LayerNorm(features, eps=eps, dtype=dtype)
         if self.norm == "group":

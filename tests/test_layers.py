@@ -209,3 +209,32 @@ def test_mlp_keeps_its_dtype(dtype):
     m.backward(d)
     assert all(g.dtype == dtype for g in m.gradients())
     assert all(p.dtype == dtype for p in m.parameters())
+
+
+def test_batch_renorm_gradients_with_r_and_d_held_constant():
+    r = rng(15)
+    brn = bnlib.BatchRenorm(4, warmup=0, dtype=np.float64)
+    brn.running_mean[:], brn.running_var[:] = r.standard_normal(4), r.uniform(0.5, 2, 4)
+    brn.gamma[:], brn.beta[:] = r.standard_normal(4), r.standard_normal(4)
+    x, dy = r.standard_normal((12, 4)) * 1.5 + 0.3, r.standard_normal((12, 4))
+    brn.track_running_stats = False
+    brn.forward(x)
+    dx = brn.backward(dy)
+    R, D, g, b = brn.r, brn.d, brn.gamma.copy(), brn.beta.copy()
+    assert not np.allclose(R, 1) and not np.allclose(D, 0)        # the check exercises r and d
+    fixed = lambda v, g=g, b=b: bnlib.batchnorm_forward(v, g * R, g * D + b)[0]
+    assert rel_error(dx, grad_check(fixed, x, dy)) <= TOL
+    assert rel_error(brn.dgamma, grad_check(lambda v: fixed(x, g=v), g.copy(), dy)) <= TOL
+    assert rel_error(brn.dbeta, grad_check(lambda v: fixed(x, b=v), b.copy(), dy)) <= TOL
+
+
+def test_batch_renorm_is_batch_norm_at_warmup_start_and_eval_form_when_unclipped():
+    r = rng(16)
+    x = r.standard_normal((16, 3)) * 2 + 1
+    brn, bn = bnlib.BatchRenorm(3, warmup=10, dtype=np.float64), bnlib.BatchNorm(3, dtype=np.float64)
+    np.testing.assert_allclose(brn.forward(x), bn.forward(x), rtol=1e-12)          # r_max = 1, d_max = 0
+    np.testing.assert_allclose(brn.running_var, bn.running_var, rtol=1e-12)
+    free = bnlib.BatchRenorm(3, r_max=1e6, d_max=1e6, warmup=0, dtype=np.float64)
+    free.running_mean[:], free.running_var[:] = [0.5, -1.0, 2.0], [2.0, 0.5, 1.5]
+    expected = (x - free.running_mean) / np.sqrt(free.running_var + free.eps)   # eval form, old stats
+    np.testing.assert_allclose(free.forward(x), expected, rtol=1e-10)

@@ -44,7 +44,13 @@ def check(answer, expected, name, wrong=(), rtol=1e-4, atol=1e-6):
     for value, hint in wrong:
         if _close(answer, value, rtol, atol):
             raise NotYet(f"{name}: not yet — {hint}")
-    raise NotYet(f"{name}: not yet — expected {np.round(expected, 4)}, got {np.round(np.asarray(answer, dtype=float), 4)}")
+    try:
+        off = float(np.max(np.abs(np.asarray(answer, dtype=np.float64) - np.asarray(expected, dtype=np.float64))))
+        detail = f"your answer is off by up to {off:.3g}"
+    except (TypeError, ValueError):
+        detail = f"your answer is a {type(answer).__name__}, not a number or array"
+    # the expected value is not shown: it would give the answer away
+    raise NotYet(f"{name}: not yet — {detail}; re-read the instructions and try again")
 
 
 def claim(condition, statement, detail=""):

@@ -106,12 +106,9 @@ def test_a_learner_error_that_is_not_about_shapes_propagates():
 
 
 # --------------------------------------------------------------------------- loops, ε
-def test_loop_version_equals_vectorized_and_is_slower():
+def test_loop_version_equals_vectorized():
     x, g, b = fs.layer_batch(n=20, d=10)
     assert np.abs(fs.batchnorm_forward_loops(x, g, b) - bnlib.batchnorm_forward(x, g, b)[0]).max() < 1e-12
-    t_loop = fs.best_time(fs.batchnorm_forward_loops, x, g, b, repeat=3, min_seconds=0.005)
-    t_vec = fs.best_time(bnlib.batchnorm_forward, x, g, b, repeat=3, min_seconds=0.005)
-    assert t_loop > 2 * t_vec
 
 
 def test_constant_pixels_give_nan_without_eps_and_zero_with_it():

@@ -1,6 +1,5 @@
 """Lesson 03 (bnlib.lessons.gamma_beta): the γ/β/ε dashboard across its full slider ranges, BN
 undoing itself, the training helpers on a short run, and the exercise checks."""
-import time
 
 import matplotlib
 
@@ -36,14 +35,9 @@ def slider_values(control, count=9):
 @pytest.mark.parametrize("name", ["gamma", "beta", "eps"])
 def test_dashboard_across_each_slider_range(dash, name):
     dash.set(gamma=1.0, beta=0.0, eps=1e-5)
-    summaries, seconds = [], []
-    for value in slider_values(dash.controls[name]):
-        start = time.perf_counter()
-        summaries.append(dash.set(**{name: value}))
-        seconds.append(time.perf_counter() - start)
+    summaries = [dash.set(**{name: value}) for value in slider_values(dash.controls[name])]
     assert all(s.startswith("γ = ") and "saturated" in s for s in summaries)
     assert len(set(summaries)) == len(summaries), "the summary changes with every value"
-    assert np.median(seconds) < 0.1, f"callback too slow: {seconds}"
     dash.set(gamma=1.0, beta=0.0, eps=1e-5)
 
 

@@ -26,6 +26,9 @@ MIN_PYTHON = (3, 11)
 KERNEL_PACKAGES = {"numpy": "2.0", "matplotlib": "3.8", "ipywidgets": "8.0", "ipympl": "0.9"}
 SERVER_PACKAGES = ("jupyterlab",)
 REQUIREMENTS = Path(__file__).resolve().parents[2] / "requirements.txt"
+FRONTEND_NOTE = ("Widgets are drawn by the browser, which Python cannot see: move the slider below. If you see "
+                 "'Error displaying widget' or plain text instead of a slider, use JupyterLab 4 from this "
+                 "repository's requirements (make lab), restart the kernel, and reload the page.")
 
 
 def _version_tuple(text):
@@ -93,6 +96,7 @@ def environment_report(pins=None):
           f"{'✓ interactive figures (ipympl)' if interactive else '✗ run the first code cell (%matplotlib widget)'}")
     if not interactive:
         problems.append(f"matplotlib backend is {backend!r}, not the widget backend")
+    print(FRONTEND_NOTE)
     return problems
 
 
@@ -118,7 +122,7 @@ def figure_check():
     """A tiny interactive figure: a dot that follows a slider along the sigmoid curve."""
     x = np.linspace(-6, 6, 200)
     fig, ax = plots.new_figure(width=5.0, height=2.4)
-    ax.plot(x, sigmoid(x), color=plots.COLORS["grey"], label="σ(x) = 1 / (1 + e^(−x))")
+    ax.plot(x, sigmoid(x), color=plots.COLORS["grey"], label=r"$\sigma(x) = 1\,/\,(1 + e^{-x})$")
     (dot,) = ax.plot([0.0], [0.5], "o", color=plots.COLORS["bn"], markersize=9, label="the slider's x")
     ax.set_xlabel("x")
     ax.set_ylabel("σ(x)")
@@ -141,10 +145,11 @@ EXERCISE_SCORES = np.array([55.0, 70.0, 85.0, 90.0])
 EXERCISE_VALUES = np.array([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0])
 
 
+# Each check prints ✓, "not attempted" (answer left as ...) or raises NotYet with a hint.
 def check_demo(answer):
     """The worked example: the mean of DEMO_SCORES (2, 4, 9) is 5."""
     x = DEMO_SCORES
-    return check(answer, x.mean(), "demo — the mean of 2, 4 and 9",
+    check(answer, x.mean(), "demo — the mean of 2, 4 and 9",
                  wrong=[(x.sum(), "that is the sum; divide it by how many numbers there are (3)"),
                         (np.median(x), "that is the median (the middle value); the mean adds them all "
                                        "and divides by how many there are")])
@@ -153,7 +158,7 @@ def check_demo(answer):
 def check_mean(answer):
     """Exercise 1: the mean μ of EXERCISE_SCORES (55, 70, 85, 90)."""
     x = EXERCISE_SCORES
-    return check(answer, x.mean(), "exercise 1 — the mean μ",
+    check(answer, x.mean(), "exercise 1 — the mean μ",
                  wrong=[(x.sum(), "that is the sum; divide it by N, the number of values (4)"),
                         (np.median(x), "that is the median (the middle value); the mean is the sum "
                                        "divided by N"),
@@ -163,7 +168,7 @@ def check_mean(answer):
 def check_std(answer):
     """Exercise 2: the standard deviation σ = √( (1/N) Σ (xᵢ − μ)² ) of EXERCISE_VALUES."""
     x = EXERCISE_VALUES
-    return check(answer, x.std(), "exercise 2 — the standard deviation σ",
+    check(answer, x.std(), "exercise 2 — the standard deviation σ",
                  wrong=[(x.std(ddof=1), "you divided by N − 1 (7). In this series σ divides by N (8), "
                                         "as np.std does by default and as batch norm does in training"),
                         (x.var(), "that is the variance σ²; the standard deviation is its square root"),

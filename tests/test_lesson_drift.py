@@ -1,0 +1,141 @@
+"""Lesson 01 (distribution drift): the scores, the experiment's figures, the step-scrubbing
+dashboard driven across its whole range, and the exercise checks with their hints."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from bnlib.checks import NotYet
+from bnlib.lessons import drift
+
+
+@pytest.fixture(scope="module")
+def scores():
+    return drift.teacher_scores()
+
+
+@pytest.fixture(scope="module")
+def short_run():
+    """A few hundred steps: enough records for the figures and the dashboard, fast to train."""
+    return drift.run_drift(steps=300, record_every=50)
+
+
+def test_scores_are_one_class_on_three_scales(scores):
+    assert set(scores) == set(drift.SCALES)
+    base = scores[100]
+    assert base.shape == (40,) and np.all(base == np.round(base)) and 0 <= base.min() and base.max() <= 100
+    np.testing.assert_allclose(scores[10_000], base * 100)
+    np.testing.assert_allclose(scores[0.1], base / 1000)
+    np.testing.assert_array_equal(drift.teacher_scores()[100], base)          # seeded
+
+
+def test_standardise_gives_mean_0_std_1_on_every_scale(scores):
+    zs = [drift.standardise(x) for x in scores.values()]
+    for z in zs:
+        assert abs(z.mean()) < 1e-12 and abs(z.std() - 1) < 1e-12
+    np.testing.assert_allclose(zs[0], zs[1], atol=1e-12)
+    np.testing.assert_allclose(zs[0], zs[2], atol=1e-12)
+
+
+def test_static_figures_have_labelled_axes(scores, short_run):
+    scales, grid, fig1b = (drift.scales_figure(scores), drift.histogram_grid(short_run, steps=(0, 100, 300)),
+                           drift.figure1b(short_run))
+    for ax in scales.axes + fig1b.axes:
+        assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    assert len(grid.axes) == 3 * 3 and grid.get_suptitle()
+    assert [ax.get_title() for ax in grid.axes[:3]] == ["step 0", "step 100", "step 300"]
+    assert all(ax.get_xlabel() for ax in grid.axes[-3:]) and all(ax.get_ylabel() for ax in grid.axes[::3])
+    assert fig1b.axes[0].get_legend() and fig1b.axes[1].get_legend()
+
+
+def test_record_index_picks_the_record_at_or_before_a_step(short_run):
+    assert list(short_run.record_steps) == [0, 50, 100, 150, 200, 250, 300]
+    assert drift.record_index(short_run, 0) == 0
+    assert drift.record_index(short_run, 149) == 2
+    assert drift.record_index(short_run, 150) == 3
+    assert drift.record_index(short_run, 10_000) == 6
+
+
+def test_drift_numbers_shapes(short_run):
+    d = drift.drift_numbers(short_run, early_step=150)
+    for key in ("mean_start", "mean_early", "mean_end", "std_start", "std_early", "std_end",
+                "width_start", "width_end"):
+        assert d[key].shape == (3,)
+    np.testing.assert_allclose(d["std_early"], [layer.pre.std[3] for layer in short_run.layers])
+
+
+def test_dashboard_scrubs_every_recorded_step(short_run):
+    dash = drift.drift_dashboard(short_run)
+    slider = dash.controls["step"]
+    assert list(slider.options) == [int(s) for s in short_run.record_steps]
+    stairs = [ax.patches[1] for ax in dash.fig.axes]                 # the filled "chosen step" stairs
+    summaries = []
+    for r, step in enumerate(short_run.record_steps):
+        summary = dash.set(step=int(step))
+        assert summary.startswith(f"step {int(step)} ")
+        for l, (layer, artist) in enumerate(zip(short_run.layers, stairs)):
+            np.testing.assert_array_equal(artist.get_data().values, layer.pre.hist[r])
+            assert f"layer {l + 1}: μ {layer.pre.mean[r]:+.2f}, σ {layer.pre.std[r]:.2f}" in summary
+        summaries.append(summary)
+    assert len(set(summaries)) == len(summaries)
+
+
+def test_layer_table_prints_every_layer(short_run, capsys):
+    drift.layer_table(short_run, steps=(0, 300))
+    out = capsys.readouterr().out
+    assert all(f"hidden layer {l}" in out for l in (1, 2, 3))
+
+
+def test_check_student_z(scores, capsys):
+    x = scores[10_000]
+    mu, sd = x.mean(), x.std()
+    drift.check_student_z((x[0] - mu) / sd, scores)
+    drift.check_student_z((scores[100][0] - scores[100].mean()) / scores[100].std(), scores)   # any scale
+    assert capsys.readouterr().out.count("✓") == 2
+    drift.check_student_z(..., scores)
+    assert "not attempted" in capsys.readouterr().out
+    for wrong, hint in [(x[0] - mu, "did not divide"), (x[0] / sd, "subtract the mean"),
+                        ((x[0] - mu) / x.var(), "variance"), ((x[0] - mu) / x.std(ddof=1), "N − 1"),
+                        (x[0], "raw score")]:
+        with pytest.raises(NotYet, match=hint):
+            drift.check_student_z(wrong, scores)
+
+
+def test_check_standardised(scores, capsys):
+    x = scores[0.1]
+    drift.check_standardised((x - x.mean()) / x.std(), scores)
+    assert "✓" in capsys.readouterr().out
+    for wrong, hint in [((x - x.mean()) / x.std(ddof=1), "N − 1"), (x / x.std(), "subtract the mean"),
+                        (x - x.mean(), "now divide"), ((x - x.mean()) / x.var(), "variance")]:
+        with pytest.raises(NotYet, match=hint):
+            drift.check_standardised(wrong, scores)
+    with pytest.raises(NotYet, match="shape"):
+        drift.check_standardised(drift.standardise(x)[:10], scores)
+
+
+def fake_history(stds):
+    """A History-shaped object with chosen σ per layer and record (steps 0, 10, 20, …)."""
+    layers = [SimpleNamespace(pre=SimpleNamespace(std=np.array(s, dtype=float))) for s in stds]
+    return SimpleNamespace(layers=layers, record_steps=np.arange(len(stds[0])) * 10)
+
+
+def test_check_doubling_step_accepts_the_step_and_hints_each_mistake(capsys):
+    h = fake_history([[1.0, 2.5, 3.0, 3.0, 3.0, 3.0],      # layer 1 doubles at step 10
+                      [1.0, 1.2, 1.8, 2.0, 2.1, 2.2],      # layer 2 at step 30
+                      [1.0, 1.1, 1.3, 1.5, 1.9, 2.2]])     # layer 3: σ ≥ √2 at 30, σ ≥ 2 at step 50
+    assert drift.doubling_step(h, 2) == 50
+    drift.check_doubling_step(50, h)
+    drift.check_doubling_step(np.int64(50), h)
+    assert capsys.readouterr().out.count("✓") == 2
+    for wrong, hint in [(5, "index"), (10, "hidden layer 1"), (30, "hidden layer 2|variance")]:
+        with pytest.raises(NotYet, match=hint):
+            drift.check_doubling_step(wrong, h)
+    with pytest.raises(NotYet, match="off by"):
+        drift.check_doubling_step(40, h)
+
+
+def test_check_doubling_step_on_a_real_run(short_run, capsys):
+    expected = drift.doubling_step(short_run, 0)
+    assert expected is not None
+    drift.check_doubling_step(expected, short_run, layer=0)
+    assert "✓" in capsys.readouterr().out

@@ -1,0 +1,157 @@
+"""Lesson 07 (bnlib.lessons.placement): before or after the activation. The training helper on a
+short run, the histogram dashboard across both controls, the measurements, the redundant-bias
+demo, and every exercise check (reference accepted, each common mistake rejected with its hint)."""
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from bnlib.checks import NotYet  # noqa: E402
+from bnlib.lessons import placement as pl  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def short():
+    return pl.train_placements(steps=60, record_every=20)      # six short runs: the mechanics only
+
+
+def test_train_placements_builds_six_runs_with_the_right_layout(short):
+    runs, data = short
+    assert set(runs) == {(a, p) for a in pl.ACTIVATIONS for p in pl.POSITIONS}
+    for (act, pos), run in runs.items():
+        assert run.model.activation == act
+        assert (run.model.norm is None) == (pos == "none")
+        if pos != "none":
+            assert run.model.norm_position == pos
+        assert list(run.history.record_steps) == [0, 20, 40, 60]
+        assert act in run.label
+    assert len(data.x_test) == 1000
+
+
+def test_train_placements_returns_copies(short):
+    runs, _ = short
+    again, _ = pl.train_placements(steps=60, record_every=20)
+    again["relu", "before"].model.hidden[0][0].b[...] = 7.0
+    assert not np.any(runs["relu", "before"].model.hidden[0][0].b == 7.0)
+
+
+def test_without_baselines(short):
+    runs, _ = pl.train_placements(steps=60, record_every=20, baselines=False)
+    assert set(runs) == {(a, p) for a in pl.ACTIVATIONS for p in ("before", "after")}
+    full, _ = short
+    assert np.array_equal(runs["sigmoid", "after"].history.test_acc, full["sigmoid", "after"].history.test_acc)
+
+
+def test_measurements_have_sane_ranges(short):
+    runs, data = short
+    x = data.x_test[:200]
+    for (act, pos), run in runs.items():
+        for f in (pl.saturated_fraction, pl.dead_fraction, pl.zero_fraction):
+            v = f(run.model, x)
+            assert v.shape == (3,) and np.all((v >= 0) & (v <= 1))
+        assert pl.stability(run).shape == (3,) and pl.pre_std(run).shape == (3,)
+        assert 0 <= pl.final_accuracy(run) <= 1
+    assert np.all(pl.dead_fraction(runs["relu", "before"].model, x) <= pl.zero_fraction(runs["relu", "before"].model, x))
+
+
+def test_biases_before_bn_do_not_move(short):
+    runs, _ = short
+    for act in pl.ACTIVATIONS:
+        assert pl.linear_biases(runs[act, "before"]).max() < 1e-5
+        assert pl.linear_biases(runs[act, "after"]).min() > 1e-3
+
+
+def test_bias_shift_demo():
+    d = pl.bias_shift_demo(shift=5.0, n=20)
+    assert d["y_change"] < 1e-10 and d["db"] < 1e-10
+    assert d["dW"] > 1e-3 and d["dbeta"] > 1e-3 and d["y_size"] > 1
+
+
+def test_figures_and_table(short, capsys):
+    runs, data = short
+    plt.close(pl.accuracy_figure(runs))
+    plt.close(pl.stability_figure(runs))
+    pl.layer_table(runs, data)
+    out = capsys.readouterr().out
+    assert "saturated" in out and "dead units" in out and out.count("\n") == 7
+
+
+def test_histogram_dashboard_across_both_controls(short):
+    runs, _ = short
+    dash = pl.histogram_dashboard(runs)
+    summaries, seconds = [], []
+    for act in pl.ACTIVATIONS:
+        for step in dash.controls["step"].options:
+            start = time.perf_counter()
+            dash.set(activation=act, step=step)
+            seconds.append(time.perf_counter() - start)
+            summaries.append(dash.summary.value)
+    assert len(set(summaries)) == len(summaries), "the summary names activation and step"
+    assert all(("saturated" in s) == s.startswith("sigmoid") for s in summaries)
+    assert np.median(seconds) < 0.1, seconds
+    plt.close(dash.fig)
+
+
+# --------------------------------------------------------------------------- exercises
+
+def accepts(capsys, fn, *args):
+    fn(*args)
+    assert "correct" in capsys.readouterr().out
+
+
+def not_attempted(capsys, fn, *args):
+    fn(*args)
+    assert "not attempted" in capsys.readouterr().out
+
+def rejects(fn, answer, *args, hint):
+    with pytest.raises(NotYet) as err:
+        fn(answer, *args)
+    assert hint in str(err.value), str(err.value)
+
+
+def test_exercise_1(capsys):
+    accepts(capsys, pl.check_removable_biases, 300)
+    not_attempted(capsys, pl.check_removable_biases, ...)
+    for wrong, hint in [(310, "output layer"), (100, "three hidden"), (600, "γ and β stay"),
+                        (900, "only the biases"), (3, "count numbers")]:
+        rejects(pl.check_removable_biases, wrong, hint=hint)
+
+
+def test_exercise_2(capsys):
+    h = np.random.default_rng(0).uniform(0, 1, size=(50, 10))
+    accepts(capsys, pl.check_saturated, np.mean((h < 0.05) | (h > 0.95)), h)
+    not_attempted(capsys, pl.check_saturated, None, h)
+    rejects(pl.check_saturated, np.mean(h > 0.95), h, hint="top tail")
+    rejects(pl.check_saturated, np.mean(h < 0.05), h, hint="bottom tail")
+    rejects(pl.check_saturated, np.mean((h < 0.1) | (h > 0.9)), h, hint="0.05 and 0.95")
+    rejects(pl.check_saturated, np.sum((h < 0.05) | (h > 0.95)), h, hint="count")
+    rejects(pl.check_saturated, np.mean((h > 0.05) & (h < 0.95)), h, hint="NOT saturated")
+    with pytest.raises(NotYet, match="shape"):
+        pl.check_saturated(np.mean((h < 0.05) | (h > 0.95), axis=0), h)
+
+
+def test_exercise_3(capsys):
+    rng = np.random.default_rng(0)
+    a = np.maximum(rng.normal(size=(40, 20)), 0)
+    a[:, :5] = 0                                   # five dead units
+    a[:30, 5:12] = 0                               # often zero, not dead
+    accepts(capsys, pl.check_dead, 0.25, a)
+    rejects(pl.check_dead, np.mean(a <= 0), a, hint="zero OUTPUTS")
+    rejects(pl.check_dead, 5, a, hint="number of dead units")
+    rejects(pl.check_dead, np.mean(np.any(a <= 0, axis=0)), a, hint="np.any")
+    a2 = a.copy()
+    a2[:4, :] = 0                                  # four images with all units off: axis=1 gives 0.1
+    accepts(capsys, pl.check_dead, 0.25, a2)
+    rejects(pl.check_dead, 0.1, a2, hint="wrong axis")
+
+
+def test_exercise_4(capsys):
+    p = pl.EX4
+    accepts(capsys, pl.check_eval_shift, p["running_mean"] + p["c"])
+    rejects(pl.check_eval_shift, p["running_mean"], hint="stored running mean")
+    rejects(pl.check_eval_shift, p["running_mean"] - p["c"], hint="wrong direction")
+    rejects(pl.check_eval_shift, p["b"] + p["c"], hint="new bias")

@@ -1,0 +1,83 @@
+"""Lesson 00 (start here): the environment report, the widget checks, and the exercise checks."""
+import pathlib
+
+import matplotlib
+import numpy as np
+import pytest
+
+from bnlib.checks import NotYet
+from bnlib.lessons import start
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_pinned_versions_are_read_from_requirements():
+    pins = start.pinned_versions()
+    assert {"numpy", "matplotlib", "ipywidgets", "ipympl"} <= set(pins)
+    assert start.pinned_versions(ROOT / "no-such-file.txt") == {}
+
+
+def test_environment_report_passes_here_with_the_widget_backend(monkeypatch, capsys):
+    monkeypatch.setattr(matplotlib, "get_backend", lambda: "module://ipympl.backend_nbagg")
+    assert start.environment_report() == []
+    out = capsys.readouterr().out
+    for name in ("Python", "numpy", "matplotlib", "ipywidgets", "ipympl", "backend"):
+        assert name in out
+    assert "✗" not in out and "Error displaying widget" in out
+
+
+def test_environment_report_names_each_problem(monkeypatch, capsys):
+    real = start.installed_version
+    fake = {"ipympl": None, "numpy": "1.26.4"}
+    monkeypatch.setattr(start, "installed_version", lambda name: fake.get(name, real(name)))
+    monkeypatch.setattr(matplotlib, "get_backend", lambda: "agg")
+    problems = start.environment_report(pins={"matplotlib": "0.0.1"})
+    assert any("ipympl" in p for p in problems)
+    assert any("numpy" in p for p in problems)
+    assert any("backend" in p for p in problems)
+    assert not any("matplotlib 3" in p for p in problems)   # a different pin is a note only
+    out = capsys.readouterr().out
+    assert "pinned 0.0.1" in out and "%matplotlib widget" in out
+
+
+def test_slider_check_answers_across_its_range():
+    box = start.slider_check()
+    slider, label = box.children
+    first = label.value
+    seen = set()
+    for value in range(slider.min, slider.max + 1):
+        slider.value = value
+        assert f"at {value}" in label.value
+        seen.add(label.value)
+    assert label.value != first and len(seen) == slider.max - slider.min + 1
+
+
+def test_figure_check_moves_the_dot_across_its_range():
+    dash = start.figure_check()
+    slider = dash.controls["x"]
+    summaries = set()
+    for x in np.arange(slider.min, slider.max + slider.step / 2, slider.step):
+        summary = dash.set(x=float(x))
+        assert f"{x:+.1f}" in summary
+        summaries.add(summary)
+        dot = dash.fig.axes[0].lines[1]
+        assert np.isclose(dot.get_xdata()[0], x) and np.isclose(dot.get_ydata()[0], 1 / (1 + np.exp(-x)))
+    assert len(summaries) == 25
+
+
+@pytest.mark.parametrize("check, reference, wrongs", [
+    (start.check_demo, 5.0, [(15.0, "sum"), (4.0, "median")]),
+    (start.check_mean, 75.0, [(300.0, "sum"), (77.5, "median"), (100.0, "N − 1")]),
+    (start.check_std, 2.0, [(np.std(start.EXERCISE_VALUES, ddof=1), "N − 1"), (4.0, "square root"),
+                            (np.var(start.EXERCISE_VALUES, ddof=1), "N − 1"), (1.5, "square the")]),
+])
+def test_exercise_checks_accept_the_answer_and_hint_each_mistake(check, reference, wrongs, capsys):
+    check(reference)
+    assert "✓" in capsys.readouterr().out
+    check(...)
+    assert "not attempted" in capsys.readouterr().out
+    for value, hint in wrongs:
+        with pytest.raises(NotYet, match=hint):
+            check(value)
+    with pytest.raises(NotYet, match="off by"):
+        check(reference + 0.7)

@@ -147,7 +147,25 @@ def _check_momentum(momentum):
                          f"convention) or None for a cumulative average, got {momentum!r}")
 
 
-class BatchNorm(Layer):
+class Affine(Layer):
+    """Base of the normalisation layers: the learned scale γ and shift β of y = γ x̂ + β."""
+
+    def __init__(self, num_features, eps, dtype):
+        check_eps(eps)
+        self.num_features, self.eps = num_features, eps
+        self.gamma = np.ones(num_features, dtype=dtype)
+        self.beta = np.zeros(num_features, dtype=dtype)
+        self.dgamma = np.zeros_like(self.gamma)
+        self.dbeta = np.zeros_like(self.beta)
+
+    def parameters(self):
+        return [self.gamma, self.beta]
+
+    def gradients(self):
+        return [self.dgamma, self.dbeta]
+
+
+class BatchNorm(Affine):
     """Batch normalisation layer for x: (N, D) or (N, C, ...), with running statistics.
 
     Training:   y = γ (x − μ_B)/√(σ²_B + ε) + β     with this batch's μ_B and biased σ²_B, and
@@ -158,13 +176,9 @@ class BatchNorm(Layer):
     """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float32):
-        check_eps(eps)
+        super().__init__(num_features, eps, dtype)
         _check_momentum(momentum)
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.gamma = np.ones(num_features, dtype=dtype)
-        self.beta = np.zeros(num_features, dtype=dtype)
-        self.dgamma = np.zeros_like(self.gamma)
-        self.dbeta = np.zeros_like(self.beta)
+        self.momentum = momentum
         self.running_mean = np.zeros(num_features, dtype=dtype)
         self.running_var = np.ones(num_features, dtype=dtype)
         self.num_batches_tracked = 0
@@ -206,12 +220,6 @@ class BatchNorm(Layer):
             raise RuntimeError("BatchNorm.backward after an eval-mode forward: call .train() first")
         dx, self.dgamma[...], self.dbeta[...] = norm.batchnorm_backward(dy, self.cache)
         return dx
-
-    def parameters(self):
-        return [self.gamma, self.beta]
-
-    def gradients(self):
-        return [self.dgamma, self.dbeta]
 
     def __repr__(self):
         mode = "train" if self.training else "eval"
@@ -269,16 +277,11 @@ class BatchRenorm(BatchNorm):
                 f"warmup={self.warmup}, momentum={self.momentum})")
 
 
-class LayerNorm(Layer):
+class LayerNorm(Affine):
     """Layer normalisation over the features of each sample, x: (N, D). Same in train and eval."""
 
     def __init__(self, num_features, eps=1e-5, dtype=np.float32):
-        check_eps(eps)
-        self.num_features, self.eps = num_features, eps
-        self.gamma = np.ones(num_features, dtype=dtype)
-        self.beta = np.zeros(num_features, dtype=dtype)
-        self.dgamma = np.zeros_like(self.gamma)
-        self.dbeta = np.zeros_like(self.beta)
+        super().__init__(num_features, eps, dtype)
 
     def forward(self, x):
         x = self._check_input(x, self.num_features)
@@ -288,12 +291,6 @@ class LayerNorm(Layer):
     def backward(self, dy):
         dx, self.dgamma[...], self.dbeta[...] = norm.layernorm_backward(dy, self.cache)
         return dx
-
-    def parameters(self):
-        return [self.gamma, self.beta]
-
-    def gradients(self):
-        return [self.dgamma, self.dbeta]
 
     def __repr__(self):
         return f"LayerNorm({self.num_features}, eps={self.eps:g})"

@@ -25,6 +25,16 @@ def _close(a, b, rtol, atol):
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol))
 
 
+def _shape_hint(got, want):
+    if len(got) == len(want) + 1 and 1 in got:
+        return "your answer has an extra axis of length 1 (drop keepdims=True, or use .ravel())"
+    if len(got) > len(want):
+        return "your answer has more axes than expected: did you forget to average or sum over an axis?"
+    if len(got) < len(want):
+        return "your answer has fewer axes than expected: did you reduce over an axis you should keep?"
+    return "check which axis you reduced over (axis=0 runs over the batch: one value per feature/column)"
+
+
 def check(answer, expected, name, wrong=(), rtol=1e-4, atol=1e-6):
     """Compare a learner's answer with the expected value.
 
@@ -39,14 +49,13 @@ def check(answer, expected, name, wrong=(), rtol=1e-4, atol=1e-6):
         return True
     a_shape, e_shape = np.shape(answer), np.shape(expected)
     if a_shape != e_shape:
-        raise NotYet(f"{name}: expected shape {e_shape}, got {a_shape} — check which axis you reduced over "
-                     f"(axis=0 gives one value per feature)")
+        raise NotYet(f"{name}: expected shape {e_shape}, got {a_shape} — {_shape_hint(a_shape, e_shape)}")
     for value, hint in wrong:
         if _close(answer, value, rtol, atol):
             raise NotYet(f"{name}: not yet — {hint}")
     try:
         off = float(np.max(np.abs(np.asarray(answer, dtype=np.float64) - np.asarray(expected, dtype=np.float64))))
-        detail = f"your answer is off by up to {off:.3g}"
+        detail = f"your answer differs from the correct value by up to {off:.4g}"
     except (TypeError, ValueError):
         detail = f"your answer is a {type(answer).__name__}, not a number or array"
     # the expected value is not shown: it would give the answer away

@@ -1,8 +1,6 @@
 """Lesson 06 (bnlib.lessons.inference): train vs inference. Both dashboards across their full
 range, the batch-statistics context, population statistics, the momentum conventions, folding,
 and every exercise check (reference accepted, each common mistake rejected with its own hint)."""
-import time
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -27,12 +25,7 @@ def stream(trained):
 
 
 def drive(dash, name, values):
-    summaries, seconds = [], []
-    for value in values:
-        start = time.perf_counter()
-        summaries.append(dash.set(**{name: value}))
-        seconds.append(time.perf_counter() - start)
-    return summaries, seconds
+    return [dash.set(**{name: value}) for value in values]
 
 
 # --------------------------------------------------------------------------- model and modes
@@ -93,20 +86,18 @@ def test_batchmates_dashboard_across_every_choice(trained):
     model, _, data = trained
     dash = inf.batchmates_dashboard(model, data, index=0)
     options = list(dash.controls["batchmates"].options)
-    summaries, seconds = drive(dash, "batchmates", options[1:] + options[:1])
+    summaries = drive(dash, "batchmates", options[1:] + options[:1])
     assert all(s.startswith("batchmates ") and "eval mode says" in s for s in summaries)
     assert len(set(summaries)) == len(options), "the summary names the chosen batchmates"
-    assert np.median(seconds) < 0.1, seconds
     plt.close(dash.fig)
 
 
 def test_running_dashboard_across_every_momentum(stream):
     dash = inf.running_dashboard(stream)
     options = [value for _, value in inf.MOMENTUM_OPTIONS]
-    summaries, seconds = drive(dash, "momentum", options[::-1])
+    summaries = drive(dash, "momentum", options[::-1])
     assert len(set(summaries)) == len(options)
     assert any("cumulative" in s for s in summaries) and any("α = 0.001" in s for s in summaries)
-    assert np.median(seconds) < 0.1, seconds
     plt.close(dash.fig)
 
 

@@ -1,8 +1,6 @@
 """Lesson 07 (bnlib.lessons.placement): before or after the activation. The training helper on a
 short run, the histogram dashboard across both controls, the measurements, the redundant-bias
 demo, and every exercise check (reference accepted, each common mistake rejected with its hint)."""
-import time
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -44,6 +42,9 @@ def test_without_baselines(short):
     assert set(runs) == {(a, p) for a in pl.ACTIVATIONS for p in ("before", "after")}
     full, _ = short
     assert np.array_equal(runs["sigmoid", "after"].history.test_acc, full["sigmoid", "after"].history.test_acc)
+    dash = pl.histogram_dashboard(runs)                   # works without the "no BN" runs too
+    assert "no BN" not in dash.set(activation="relu", step=40)
+    plt.close(dash.fig)
 
 
 def test_measurements_have_sane_ranges(short):
@@ -55,7 +56,8 @@ def test_measurements_have_sane_ranges(short):
             assert v.shape == (3,) and np.all((v >= 0) & (v <= 1))
         assert pl.stability(run).shape == (3,) and pl.pre_std(run).shape == (3,)
         assert 0 <= pl.final_accuracy(run) <= 1
-    assert np.all(pl.dead_fraction(runs["relu", "before"].model, x) <= pl.zero_fraction(runs["relu", "before"].model, x))
+    relu = runs["relu", "before"].model
+    assert np.all(pl.dead_fraction(relu, x) <= pl.zero_fraction(relu, x))
 
 
 def test_biases_before_bn_do_not_move(short):
@@ -83,16 +85,10 @@ def test_figures_and_table(short, capsys):
 def test_histogram_dashboard_across_both_controls(short):
     runs, _ = short
     dash = pl.histogram_dashboard(runs)
-    summaries, seconds = [], []
-    for act in pl.ACTIVATIONS:
-        for step in dash.controls["step"].options:
-            start = time.perf_counter()
-            dash.set(activation=act, step=step)
-            seconds.append(time.perf_counter() - start)
-            summaries.append(dash.summary.value)
+    summaries = [dash.set(activation=act, step=step)
+                 for act in pl.ACTIVATIONS for step in dash.controls["step"].options]
     assert len(set(summaries)) == len(summaries), "the summary names activation and step"
     assert all(("saturated" in s) == s.startswith("sigmoid") for s in summaries)
-    assert np.median(seconds) < 0.1, seconds
     plt.close(dash.fig)
 
 

@@ -1,0 +1,552 @@
+"""Lesson 08 — the normalization family: one operation over different axes; batch size; batch renorm.
+
+    family.axes_dashboard().show()          # the (N, C, H, W) picture: what one statistic averages
+    table = family.compare_with_bnlib()     # bnlib's *norm_forward vs a hand computation per norm
+    sweep = family.batch_size_sweep()       # BN, LN, GN at batch sizes 2 … 128 (+ BRN at 2, 4, 8)
+    family.batch_size_figure(sweep)         # final test accuracy against batch size (log2 axis)
+    family.renorm_dashboard().show()        # r and d of batch renorm for batches of size B
+    family.renorm_figure(sweep)             # BN vs BRN at the small batch sizes
+
+Notation (as in the notebook). x has shape (N, C, H, W): N samples in the batch, C channels
+(features), H × W values per channel (an image's rows and columns; H = W = 1 in an MLP).
+Every member of the family computes, over one set S of values of x,
+
+    μ = mean of x over S,   σ² = mean of (x − μ)² over S,   x̂ = (x − μ) / √(σ² + ε)
+
+and the members differ only in which values form a set S:
+    BatchNorm     one set per channel c:                 all n, h, w    (N·H·W values)
+    LayerNorm     one set per sample n:                  all c, h, w    (C·H·W values)
+    InstanceNorm  one set per sample n and channel c:    all h, w       (H·W values)
+    GroupNorm     one set per sample n and group g of C/G channels      ((C/G)·H·W values)
+"""
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .. import norm as _norm
+from .. import plots
+from ..checks import check
+from ..data import load_mnist5k, minibatches
+from ..layers import softmax_cross_entropy
+from ..model import MLP
+from ..train import SGD
+from ..widgets import Dashboard
+
+NORMS = ("batch", "layer", "instance", "group")
+NAMES = {"batch": "BatchNorm", "layer": "LayerNorm", "instance": "InstanceNorm", "group": "GroupNorm",
+         "renorm": "Batch Renorm"}
+COLOR = {"batch": plots.COLORS["bn"], "layer": plots.COLORS["layer"], "instance": plots.COLORS["instance"],
+         "group": plots.COLORS["group"], "renorm": plots.COLORS["renorm"]}
+PICTURE_SHAPE = (4, 6, 3, 3)                  # (N, C, H, W) of the picture: small enough to see every value
+SIZES = [784, 100, 100, 100, 10]              # the MNIST network of the series
+BATCH_SIZES = (2, 4, 8, 16, 32, 64, 128)
+RENORM_SIZES = (2, 4, 8)
+
+
+def fixed_figure(nrows, ncols, width, height, margins, **kwargs):
+    """A figure that is not shown on creation, with fixed margins (left, right, bottom, top,
+    wspace, hspace) instead of constrained layout: much cheaper to redraw from a slider."""
+    with plt.ioff():
+        fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), **kwargs)
+    fig.subplots_adjust(**dict(zip(("left", "right", "bottom", "top", "wspace", "hspace"), margins)))
+    for attr in ("header_visible", "footer_visible", "toolbar_visible"):
+        if hasattr(fig.canvas, attr):
+            setattr(fig.canvas, attr, False)
+    return fig, axes
+
+
+# ---------------------------------------------------------------- which values share a statistic
+def divisors(n):
+    return [g for g in range(1, n + 1) if n % g == 0]
+
+
+def set_coordinates(kind, shape=PICTURE_SHAPE, groups=2):
+    """For every (n, c) block of x: (a, b) = (which sample part, which channel part) of its set.
+
+    Two blocks share one mean and one variance exactly when their (a, b) are equal. Every member
+    of the family averages over all H × W values of a block, so a block is never split.
+        batch: (0, c)    layer: (n, 0)    instance: (n, c)    group: (n, c // (C/G))
+    Returns two int arrays of shape (N, C).
+    """
+    N, C = shape[:2]
+    n, c = np.meshgrid(np.arange(N), np.arange(C), indexing="ij")
+    zero = np.zeros_like(n)
+    if kind == "batch":
+        return zero, c
+    if kind == "layer":
+        return n, zero
+    if kind == "instance":
+        return n, c
+    if kind == "group":
+        if C % groups:
+            raise ValueError(f"groups={groups} does not divide the {C} channels; choose one of {divisors(C)}")
+        return n, c // (C // groups)
+    raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
+
+
+def set_ids(kind, shape=PICTURE_SHAPE, groups=2):
+    """One integer per (n, c) block naming its statistic set (0 … number of sets − 1), shape (N, C)."""
+    a, b = set_coordinates(kind, shape, groups)
+    return a * shape[1] + b
+
+
+def statistic_set(kind, n, c, shape=PICTURE_SHAPE, groups=2):
+    """Boolean mask, shape (N, C, H, W): the values averaged together with value (n, c, ·, ·)."""
+    ids = set_ids(kind, shape, groups)
+    return np.broadcast_to((ids == ids[n, c])[:, :, None, None], shape)
+
+
+def counts(kind, shape=PICTURE_SHAPE, groups=2):
+    """(values per statistic, number of statistics) for one norm and one shape."""
+    ids = set_ids(kind, shape, groups)
+    sets = len(np.unique(ids))
+    return int(np.prod(shape)) // sets, sets
+
+
+def count_formula(kind, shape=PICTURE_SHAPE, groups=2):
+    """The two counts written out, e.g. ('N·H·W = 4·3·3 = 36', 'C = 6')."""
+    N, C, H, W = shape
+    m, k = counts(kind, shape, groups)
+    per, how_many = {
+        "batch": (f"N·H·W = {N}·{H}·{W}", "C"),
+        "layer": (f"C·H·W = {C}·{H}·{W}", "N"),
+        "instance": (f"H·W = {H}·{W}", f"N·C = {N}·{C}"),
+        "group": (f"(C/G)·H·W = {C // groups}·{H}·{W}", f"N·G = {N}·{groups}"),
+    }[kind]
+    return f"{per} = {m}", f"{how_many} = {k}"
+
+
+def by_hand(x, kind, groups=2, eps=1e-5):
+    """x̂ = (x − μ)/√(σ² + ε), with μ and σ² taken over each statistic set of `set_ids`.
+
+    Independent of bnlib.norm: each value's set comes from the picture's (n, c) → set table, and
+    np.bincount adds up the values of each set (no loop). x: (N, C, H, W).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    ids = np.broadcast_to(set_ids(kind, x.shape, groups)[:, :, None, None], x.shape).ravel()
+    m = np.bincount(ids)                              # values in each set (0 for unused ids)
+    used = m > 0
+    mu = np.zeros(len(m))
+    mu[used] = np.bincount(ids, weights=x.ravel())[used] / m[used]
+    dev = x.ravel() - mu[ids]
+    var = np.zeros(len(m))
+    var[used] = np.bincount(ids, weights=dev * dev)[used] / m[used]
+    return (dev / np.sqrt(var[ids] + eps)).reshape(x.shape)
+
+
+def bnlib_forward(x, kind, groups=2, eps=1e-5):
+    """bnlib's own function for `kind`, with γ = 1, β = 0 (so the output is x̂)."""
+    C = x.shape[1]
+    ones, zeros = np.ones(C), np.zeros(C)
+    if kind == "batch":
+        return _norm.batchnorm_forward(x, ones, zeros, eps)[0]
+    if kind == "layer":
+        return _norm.layernorm_forward(x, np.ones(x.shape[1:]), np.zeros(x.shape[1:]), eps)[0]
+    if kind == "instance":
+        return _norm.instancenorm_forward(x, ones, zeros, eps)[0]
+    return _norm.groupnorm_forward(x, ones, zeros, groups, eps)[0]
+
+
+def random_picture_x(shape=PICTURE_SHAPE, seed=0):
+    """A random x for the picture (float64): each channel gets its own offset and scale, each
+    sample its own offset, so the four norms give visibly different statistics."""
+    rng = np.random.default_rng(seed)
+    N, C = shape[:2]
+    channel_shift = rng.normal(0, 2, size=(1, C, 1, 1))
+    channel_scale = rng.uniform(0.5, 3, size=(1, C, 1, 1))
+    sample_shift = rng.normal(0, 1, size=(N, 1, 1, 1))
+    return channel_shift + sample_shift + channel_scale * rng.standard_normal(shape)
+
+
+def compare_with_bnlib(x=None, eps=1e-5):
+    """For every norm (GroupNorm with every G that divides C): the largest |bnlib − by hand|,
+    and the counts. Also checks the one set the picture highlights for (n, c) = (0, 0) directly:
+    (x[S] − mean(x[S])) / √(var(x[S]) + ε) against bnlib's output on S.
+    Returns {label: dict(diff, diff_set, per_stat, stats)}."""
+    x = random_picture_x() if x is None else np.asarray(x, dtype=np.float64)
+    rows = {}
+    settings = [(k, 2) for k in NORMS if k != "group"] + [("group", g) for g in divisors(x.shape[1])]
+    for kind, groups in settings:
+        y = bnlib_forward(x, kind, groups, eps)
+        s = statistic_set(kind, 0, 0, x.shape, groups)
+        xs = x[s]
+        label = NAMES[kind] + (f" (G = {groups})" if kind == "group" else "")
+        per, stats = counts(kind, x.shape, groups)
+        rows[label] = dict(diff=float(np.abs(y - by_hand(x, kind, groups, eps)).max()),
+                           diff_set=float(np.abs(y[s] - (xs - xs.mean()) / np.sqrt(xs.var() + eps)).max()),
+                           per_stat=per, stats=stats, set_size=int(s.sum()))
+    return rows
+
+
+def print_comparison(rows):
+    print(f"{'norm':<22}{'values per statistic':>22}{'statistics':>12}{'max |bnlib − by hand|':>24}")
+    for label, r in rows.items():
+        print(f"{label:<22}{r['per_stat']:>22}{r['stats']:>12}{r['diff']:>24.1e}")
+
+
+def _picture_rgb(kind, n, c, shape, groups):
+    """An RGB image of the N × C blocks (gaps between blocks): the highlighted set in the norm's
+    colour, the other sets in two light greys that alternate from set to set."""
+    N, C, H, W = shape
+    a, b = set_coordinates(kind, shape, groups)
+    ids = set_ids(kind, shape, groups)
+    light = np.array([[0.93, 0.93, 0.93], [0.80, 0.80, 0.80]])
+    block = light[(a + b) % 2]                                                  # (N, C, 3)
+    hi = np.array(plt.matplotlib.colors.to_rgb(COLOR[kind]))
+    block[ids == ids[n, c]] = hi
+    img = np.ones((N * (H + 1) - 1, C * (W + 1) - 1, 3))
+    rows = (np.arange(N)[:, None] * (H + 1) + np.arange(H)).ravel()               # image rows of the values
+    cols = (np.arange(C)[:, None] * (W + 1) + np.arange(W)).ravel()
+    img[np.ix_(rows, cols)] = np.repeat(np.repeat(block, H, axis=0), W, axis=1)
+    return img
+
+
+def axes_dashboard(shape=PICTURE_SHAPE, x=None):
+    """The Group Normalization paper's Figure 2, made interactive for x of shape (N, C, H, W).
+
+    Rows: samples n; columns: channels c; each block: the H × W values of one channel of one
+    sample. Choose a norm (and G for GroupNorm) and a value (n, c): the values that share that
+    value's mean and variance light up. The summary says how many values one statistic
+    averages, how many statistics there are, and μ, σ of the highlighted set for a random x.
+    """
+    N, C, H, W = shape
+    x = random_picture_x(shape) if x is None else np.asarray(x, dtype=np.float64)
+    fig, ax = fixed_figure(1, 1, 7.0, 4.2, (0.12, 0.98, 0.2, 0.9, 0, 0))
+    image = ax.imshow(_picture_rgb("batch", 0, 0, shape, 2), interpolation="nearest")
+    for i in range(N):                                          # thin lines between the H × W values
+        for j in range(1, H):
+            ax.axhline(i * (H + 1) + j - 0.5, color="white", lw=0.6)
+    for i in range(C):
+        for j in range(1, W):
+            ax.axvline(i * (W + 1) + j - 0.5, color="white", lw=0.6)
+    (marker,) = ax.plot([1], [1], marker="x", color="black", ms=10, mew=2, ls="none",
+                        label="the chosen value (n, c)")
+    ax.set_xticks(np.arange(C) * (W + 1) + (W - 1) / 2, [f"c={i}" for i in range(C)])
+    ax.set_yticks(np.arange(N) * (H + 1) + (H - 1) / 2, [f"n={i}" for i in range(N)])
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_xlabel(f"channel c  (each block: the H×W = {H}×{W} values of one channel of one sample)")
+    ax.set_ylabel("sample n in the batch")
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.13), fontsize=8, frameon=False)
+    title = ax.set_title("", fontsize=10)
+
+    def update(norm, groups, n, c):
+        image.set_data(_picture_rgb(norm, n, c, shape, groups))
+        marker.set_data([c * (W + 1) + (W - 1) / 2], [n * (H + 1) + (H - 1) / 2])
+        title.set_text(f"{NAMES[norm]}: the coloured values share one mean μ and one variance σ²")
+        per, how_many = count_formula(norm, shape, groups)
+        vals = x[statistic_set(norm, n, c, shape, groups)]
+        g = f" with G = {groups} groups of {C // groups} channels" if norm == "group" else ""
+        return (f"{NAMES[norm]}{g}: each statistic averages {per} values; there are {how_many} "
+                f"statistics (μ, σ² pairs). Highlighted set: {vals.size} values, "
+                f"μ = {vals.mean():+.2f}, σ = {vals.std():.2f}.")
+
+    controls = dict(
+        norm=widgets.ToggleButtons(options=[(NAMES[k], k) for k in NORMS], value="batch", description="norm"),
+        groups=widgets.SelectionSlider(options=divisors(C), value=2, description="groups G"),
+        n=widgets.IntSlider(value=0, min=0, max=N - 1, description="sample n"),
+        c=widgets.IntSlider(value=0, min=0, max=C - 1, description="channel c"),
+    )
+    for w in controls.values():
+        w.style.description_width = "70px"
+    return Dashboard(fig, update, **controls)
+
+
+# ---------------------------------------------------------------- batch-size robustness
+def fit(model, data, batch_size, steps, lr, seed=0):
+    """Minibatch SGD on softmax cross-entropy, nothing recorded (cheaper than bnlib.train for
+    many short runs). Returns the training loss of every step, shape (steps,)."""
+    opt = SGD(model.parameters(), model.gradients(), lr)
+    batches = minibatches(len(data.x_train), batch_size, seed)
+    model.train()
+    losses = np.empty(steps)
+    for step in range(steps):
+        idx = next(batches)
+        losses[step], dlogits = softmax_cross_entropy(model.forward(data.x_train[idx]), data.y_train[idx])
+        model.backward(dlogits)
+        opt.step()
+    return losses
+
+
+def batch_mode_accuracy(model, x, y, batch_size):
+    """Test accuracy when every test batch of `batch_size` images is normalised with its OWN
+    statistics (what training mode does), running averages left untouched. The last
+    incomplete batch is dropped."""
+    bns = [layer for layer in model.norm_layers() if hasattr(layer, "track_running_stats")]
+    keep = len(x) - len(x) % batch_size
+    model.train()
+    for bn in bns:
+        bn.track_running_stats = False
+    try:
+        pred = np.concatenate([model.forward(chunk).argmax(axis=1)
+                               for chunk in np.split(x[:keep], keep // batch_size)])
+    finally:
+        for bn in bns:
+            bn.track_running_stats = True
+    return float(np.mean(pred == y[:keep]))
+
+
+def schedule(batch_size, images=1000, min_steps=50, lr_at_32=0.1):
+    """(steps, lr) of one run: at least `images` training images and at least `min_steps` steps;
+    learning rate proportional to the batch size, lr = lr_at_32 · B / 32 (the GN paper's rule)."""
+    return max(images // batch_size, min_steps), lr_at_32 * batch_size / 32
+
+
+@dataclass
+class Sweep:
+    """What `batch_size_sweep` measured. Arrays are indexed like `sizes`."""
+    sizes: tuple
+    steps: np.ndarray                     # training steps of each run
+    lrs: np.ndarray                       # learning rate of each run
+    eval_acc: dict                        # norm -> (len(sizes),) test accuracy, eval mode
+    batch_acc: dict = field(default_factory=dict)    # norm -> {B: test accuracy, batch statistics}
+    final_loss: dict = field(default_factory=dict)   # norm -> {B: mean training loss, last 100 steps}
+    renorm_acc: dict = field(default_factory=dict)   # B -> test accuracy of batch renorm, eval mode
+    config: dict = field(default_factory=dict)
+
+    def acc(self, norm, batch_size):
+        if norm == "renorm":
+            return self.renorm_acc[batch_size]
+        return float(self.eval_acc[norm][self.sizes.index(batch_size)])
+
+
+@lru_cache(maxsize=4)
+def batch_size_sweep(sizes=BATCH_SIZES, norms=("batch", "layer", "group"), renorm_sizes=RENORM_SIZES,
+                     images=1000, min_steps=50, lr_at_32=0.1, groups=4, seed=0):
+    """Train 784-100-100-100-10 ReLU networks (He init) on MNIST-5k with each norm at each batch size.
+
+    Every run: the same seed (same initial weights, same shuffles), `schedule(B)` steps and
+    learning rate. GroupNorm splits the 100 features into `groups` groups. Measured: test
+    accuracy in eval mode (BN: running averages); for BN and batch renorm at `renorm_sizes` also
+    the test accuracy with batch statistics (`batch_mode_accuracy`) and the final training loss.
+    Cached per argument set within this Python process (nothing is written to disk).
+    """
+    data = load_mnist5k()
+    sched = [schedule(b, images, min_steps, lr_at_32) for b in sizes]
+    result = Sweep(tuple(sizes), np.array([s for s, _ in sched]), np.array([lr for _, lr in sched]), {},
+                   config=dict(images=images, min_steps=min_steps, lr_at_32=lr_at_32, groups=groups, seed=seed))
+    for kind in norms:
+        accs = []
+        for b, (steps, lr) in zip(sizes, sched):
+            model = MLP(SIZES, "relu", norm=kind, init="he", groups=groups, seed=seed)
+            losses = fit(model, data, b, steps, lr, seed)
+            accs.append(np.mean(model.predict(data.x_test) == data.y_test))
+            if kind == "batch" and b in renorm_sizes:
+                _small_batch_record(result, "batch", model, data, b, losses)
+        result.eval_acc[kind] = np.array(accs)
+    for b in renorm_sizes:
+        steps, lr = schedule(b, images, min_steps, lr_at_32)
+        model = MLP(SIZES, "relu", norm="renorm", init="he", seed=seed)
+        losses = fit(model, data, b, steps, lr, seed)
+        result.renorm_acc[b] = float(np.mean(model.predict(data.x_test) == data.y_test))
+        _small_batch_record(result, "renorm", model, data, b, losses)
+    return result
+
+
+def _small_batch_record(result, kind, model, data, b, losses):
+    result.batch_acc.setdefault(kind, {})[b] = batch_mode_accuracy(model, data.x_test, data.y_test, b)
+    result.final_loss.setdefault(kind, {})[b] = float(losses[-100:].mean())
+
+
+def print_sweep(result):
+    print(f"{'batch size B':<14}" + "".join(f"{b:>7}" for b in result.sizes))
+    print(f"{'steps':<14}" + "".join(f"{s:>7}" for s in result.steps))
+    print(f"{'lr':<14}" + "".join(f"{lr:>7.3g}" for lr in result.lrs))
+    for kind, accs in result.eval_acc.items():
+        print(f"{NAMES[kind]:<14}" + "".join(f"{a:>7.1%}" for a in accs))
+    print("(test accuracy after training; BatchNorm in eval mode, with its running averages)")
+
+
+def batch_size_figure(result):
+    """Final test accuracy against batch size (log2 axis), one line per norm."""
+    fig, ax = fixed_figure(1, 1, 7.5, 3.8, (0.1, 0.97, 0.2, 0.9, 0, 0))
+    sizes = np.array(result.sizes)
+    for kind, accs in result.eval_acc.items():
+        ax.plot(sizes, accs, marker="o", color=COLOR[kind], label=NAMES[kind])
+    ax.axhline(0.1, color=plots.COLORS["grey"], ls=":", label="chance (10 classes)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [f"{b}\n({s} steps)" for b, s in zip(sizes, result.steps)], fontsize=8)
+    ax.minorticks_off()
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("batch size B (log scale; below: training steps of the run)")
+    ax.set_ylabel("test accuracy after training")
+    ax.set_title("Which norm survives small batches? (MNIST-5k, 784-100-100-100-10, ReLU)")
+    ax.legend(loc="lower right", fontsize=9)
+    return fig
+
+
+# ---------------------------------------------------------------- batch renormalization
+def simulate_rd(batch_size, draws=2000, seed=0):
+    """For `draws` batches of one unit whose values follow N(0, 1) (so the running statistics are
+    μ = 0, σ = 1): the unclipped r = σ_B/σ and d = (μ_B − μ)/σ of each batch, shape (draws,)."""
+    x = np.random.default_rng(seed).standard_normal((draws, batch_size))
+    return np.sqrt(x.var(axis=1) + 1e-5), x.mean(axis=1)
+
+
+def renorm_dashboard(sizes=BATCH_SIZES, draws=2000):
+    """Histograms of r = σ_B/σ and d = (μ_B − μ)/σ over many batches of one N(0, 1) unit, for the
+    chosen batch size; the clipping limits 1/r_max … r_max and −d_max … d_max drawn as lines."""
+    sims = {b: simulate_rd(b, draws, seed=b) for b in sizes}
+    r_bins, d_bins = np.linspace(0, 5.5, 56), np.linspace(-5.5, 5.5, 56)
+    fig, (ax_r, ax_d) = fixed_figure(1, 2, 9.0, 3.4, (0.08, 0.98, 0.15, 0.8, 0.25, 0))
+    r_hist = ax_r.stairs(np.zeros(len(r_bins) - 1), r_bins, fill=True, color=COLOR["renorm"], alpha=0.8,
+                         label="r = σ_B/σ (unclipped)")
+    d_hist = ax_d.stairs(np.zeros(len(d_bins) - 1), d_bins, fill=True, color=COLOR["renorm"], alpha=0.8,
+                         label="d = (μ_B − μ)/σ (unclipped)")
+    r_lines = [ax_r.axvline(v, color=plots.COLORS["black"], ls="--", lw=1) for v in (1 / 3, 3)]
+    d_lines = [ax_d.axvline(v, color=plots.COLORS["black"], ls="--", lw=1) for v in (-5, 5)]
+    r_lines[0].set_label("clipping limits")
+    d_lines[0].set_label("clipping limits")
+    ax_r.axvline(1, color=plots.COLORS["grey"], lw=1)
+    ax_d.axvline(0, color=plots.COLORS["grey"], lw=1)
+    ax_r.set(xlabel="r = σ_B / σ", ylabel="fraction of batches", xlim=(0, 5.5),
+             title="r: batch std relative to the running std")
+    ax_d.set(xlabel="d = (μ_B − μ) / σ", ylabel="fraction of batches", xlim=(-5.5, 5.5),
+             title="d: batch mean shift, in running stds")
+    ax_r.legend(loc="upper right", fontsize=8)
+    ax_d.legend(loc="upper right", fontsize=8)
+    title = fig.suptitle("")
+
+    def update(batch_size, r_max, d_max):
+        r, d = sims[batch_size]
+        r_counts = np.histogram(np.clip(r, 0, 5.5), r_bins)[0] / len(r)
+        d_counts = np.histogram(np.clip(d, -5.5, 5.5), d_bins)[0] / len(d)
+        r_hist.set_data(values=r_counts)
+        d_hist.set_data(values=d_counts)
+        ax_r.set_ylim(0, 1.1 * r_counts.max())
+        ax_d.set_ylim(0, 1.1 * d_counts.max())
+        for line, v in zip(r_lines, (1 / r_max, r_max)):
+            line.set_xdata([v, v])
+        for line, v in zip(d_lines, (-d_max, d_max)):
+            line.set_xdata([v, v])
+        title.set_text(f"{len(r)} batches of B = {batch_size} values of one unit (true μ = 0, σ = 1)")
+        r_clip = np.mean((r < 1 / r_max) | (r > r_max))
+        d_clip = np.mean(np.abs(d) > d_max)
+        return (f"B = {batch_size}: σ_B/σ has median {np.median(r):.2f} and lies between "
+                f"{np.percentile(r, 5):.2f} and {np.percentile(r, 95):.2f} in 90% of batches; "
+                f"r clipped in {r_clip:.0%} of batches (r_max = {r_max:g}), d clipped in {d_clip:.0%} "
+                f"(d_max = {d_max:g}).")
+
+    controls = dict(
+        batch_size=widgets.SelectionSlider(options=list(sizes), value=sizes[0], description="batch B"),
+        r_max=widgets.FloatSlider(value=3.0, min=1.0, max=5.0, step=0.5, description="r_max"),
+        d_max=widgets.FloatSlider(value=5.0, min=0.0, max=5.0, step=0.5, description="d_max"),
+    )
+    return Dashboard(fig, update, **controls)
+
+
+def renorm_figure(result):
+    """Left: test accuracy of BN and batch renorm at the small batch sizes, in eval mode (running
+    averages) and with batch statistics. Right: their training loss at the end of training."""
+    sizes = sorted(result.renorm_acc)
+    fig, (ax_acc, ax_loss) = fixed_figure(1, 2, 9.5, 3.6, (0.07, 0.99, 0.15, 0.86, 0.25, 0))
+    pos = np.arange(len(sizes))
+    bars = [("batch", "eval", "BN, eval mode", None), ("batch", "batch", "BN, batch statistics", "//"),
+            ("renorm", "eval", "BRN, eval mode", None), ("renorm", "batch", "BRN, batch statistics", "//")]
+    width = 0.2
+    for i, (kind, mode, label, hatch) in enumerate(bars):
+        vals = [result.acc(kind, b) if mode == "eval" else result.batch_acc[kind][b] for b in sizes]
+        ax_acc.bar(pos + (i - 1.5) * width, vals, width, color=COLOR[kind], hatch=hatch, edgecolor="white",
+                   label=label)
+    ax_acc.set_xticks(pos, [f"B = {b}" for b in sizes])
+    ax_acc.set(ylim=(0, 1), ylabel="test accuracy", xlabel="batch size in training",
+               title="Test accuracy: eval mode vs batch statistics")
+    ax_acc.legend(loc="upper left", fontsize=7, ncol=2)
+    for i, kind in enumerate(("batch", "renorm")):
+        vals = [result.final_loss[kind][b] for b in sizes]
+        ax_loss.bar(pos + (i - 0.5) * 0.35, vals, 0.35, color=COLOR[kind], label=NAMES[kind])
+    ax_loss.set_xticks(pos, [f"B = {b}" for b in sizes])
+    ax_loss.set(ylabel="training loss (mean of last 100 steps)", xlabel="batch size in training",
+                title="Training loss at the end")
+    ax_loss.legend(loc="upper right", fontsize=8)
+    return fig
+
+
+# ---------------------------------------------------------------- exercises
+EXERCISE_SHAPE = (16, 32, 14, 14)             # exercise 1: N, C, H, W
+EXERCISE_GROUPS = 8
+
+
+def check_counts(answer, shape=EXERCISE_SHAPE, groups=EXERCISE_GROUPS):
+    """Exercise 1: for GroupNorm on x of `shape` with `groups` groups, the pair
+    (values averaged by one statistic, number of statistics)."""
+    N, C, H, W = shape
+    expected = np.array(counts("group", shape, groups))
+    check(answer, expected, "exercise 1 — GroupNorm: values per statistic, number of statistics",
+          wrong=[(np.array([C * H * W, N]), "that is LayerNorm: all C channels of a sample. GroupNorm "
+                                            "averages only the C/G channels of one group"),
+                 (np.array([N * H * W, C]), "that is BatchNorm (one statistic per channel, over the batch)"),
+                 (np.array([H * W, N * C]), "that is InstanceNorm (one channel at a time)"),
+                 (np.array([groups * H * W, N * groups]), "a group holds C/G channels, not G channels"),
+                 (np.array([groups * H * W, N * C // groups]), "a group holds C/G channels, not G channels; "
+                                                               "there are N·G statistics")],
+          rtol=0, atol=0)
+
+
+def exercise_x(seed=8):
+    """Exercise 2's input: x of shape (2, 6, 2, 2), float64."""
+    return random_picture_x((2, 6, 2, 2), seed=seed)
+
+
+def check_groupnorm(answer, groups=3, eps=1e-5):
+    """Exercise 2: GroupNorm's x̂ for `exercise_x()` with `groups` groups (γ = 1, β = 0)."""
+    x = exercise_x()
+    N, C = x.shape[:2]
+    expected = bnlib_forward(x, "group", groups, eps)
+    wrong_order = x.reshape(N, C // groups, groups, *x.shape[2:])        # groups interleaved: c % G
+    mu = wrong_order.mean(axis=(1, 3, 4), keepdims=True)
+    interleaved = ((wrong_order - mu) / np.sqrt(wrong_order.var(axis=(1, 3, 4), keepdims=True) + eps)).reshape(x.shape)
+    xg = x.reshape(N, groups, C // groups, *x.shape[2:])
+    ddof1 = ((xg - xg.mean(axis=(2, 3, 4), keepdims=True))
+             / np.sqrt(xg.var(axis=(2, 3, 4), ddof=1, keepdims=True) + eps)).reshape(x.shape)
+    no_sqrt = ((xg - xg.mean(axis=(2, 3, 4), keepdims=True))
+               / (xg.var(axis=(2, 3, 4), keepdims=True) + eps)).reshape(x.shape)
+    check(answer, expected, f"exercise 2 — GroupNorm with G = {groups} by hand",
+          wrong=[(bnlib_forward(x, "layer", eps=eps), "that is LayerNorm (one group of all 6 channels); "
+                                                      f"split the channels into G = {groups} groups"),
+                 (bnlib_forward(x, "instance", eps=eps), "that is InstanceNorm (each channel alone); "
+                                                         f"a group holds C/G = {C // groups} channels"),
+                 (bnlib_forward(x, "batch", eps=eps), "that is BatchNorm (averages over the batch axis); "
+                                                      "GroupNorm works inside each sample"),
+                 (interleaved, "your groups take every G-th channel. Reshape (N, C, H, W) to "
+                               "(N, G, C/G, H, W): a group is C/G neighbouring channels"),
+                 (ddof1, "you divided by m − 1 in the variance (ddof=1); divide by m, as every "
+                         "member of the family does"),
+                 (no_sqrt, "divide by the square root √(σ² + ε), not by σ² + ε")],
+          rtol=1e-6, atol=1e-8)
+
+
+RD_BATCH = np.array([2.0, 4.0, 9.0, 5.0])     # exercise 3: one unit's values in a batch of 4
+RD_RUNNING = (-1.0, 1.0)                      # running mean, running variance
+RD_LIMITS = (3.0, 5.0)                        # r_max, d_max
+
+
+def renorm_rd(batch=RD_BATCH, running=RD_RUNNING, limits=RD_LIMITS, eps=1e-5):
+    """Batch renorm's r and d for one unit (as bnlib.BatchRenorm computes them)."""
+    sigma_b = np.sqrt(batch.var() + eps)
+    sigma = np.sqrt(running[1] + eps)
+    r_max, d_max = limits
+    return np.array([np.clip(sigma_b / sigma, 1 / r_max, r_max),
+                     np.clip((batch.mean() - running[0]) / sigma, -d_max, d_max)])
+
+
+def check_renorm(answer, eps=1e-5):
+    """Exercise 3: the pair (r, d) for RD_BATCH with running statistics RD_RUNNING, limits RD_LIMITS."""
+    x = RD_BATCH
+    mu, var = RD_RUNNING
+    sigma, sigma_b = np.sqrt(var + eps), np.sqrt(x.var() + eps)
+    r, d = renorm_rd(eps=eps)
+    d_raw = (x.mean() - mu) / sigma
+    check(answer, np.array([r, d]), "exercise 3 — batch renorm's r and d",
+          wrong=[(np.array([r, d_raw]), f"d = {d_raw:.1f} is outside [−d_max, d_max]: clip it to d_max = 5"),
+                 (np.array([sigma / sigma_b, d]), "r is σ_B / σ (batch over running), not the other way round"),
+                 (np.array([np.sqrt(x.var(ddof=1) + eps) / sigma, d]),
+                  "σ_B divides by m = 4 (the biased batch variance), not by m − 1"),
+                 (np.array([r, np.clip((x.mean() - mu) / sigma_b, -5, 5)]),
+                  "d divides by the running σ, not by the batch σ_B"),
+                 (np.array([x.var() / var, d]), "r compares standard deviations, not variances: take square roots")],
+          rtol=1e-4, atol=1e-6)

@@ -5,6 +5,8 @@
 norm_position="before" puts the normalisation between Linear and activation (the BN paper's
 choice: the activation sees normalised inputs); "after" puts it after the activation.
 """
+from contextlib import contextmanager
+
 import numpy as np
 
 from .layers import ACTIVATIONS, BatchNorm, BatchRenorm, GroupNorm, LayerNorm, Linear
@@ -107,15 +109,41 @@ class MLP:
             layer.eval()
         return self
 
-    def predict(self, x):
-        """Class predictions in evaluation mode (the mode the model was in is restored)."""
+    @contextmanager
+    def evaluation(self):
+        """`with model.evaluation():` runs in eval mode (BN uses its running averages); the
+        mode each layer had is restored afterwards."""
         modes = [layer.training for layer in self.layers]
         self.eval()
         try:
-            return self.forward(x).argmax(axis=1)
+            yield self
         finally:
             for layer, mode in zip(self.layers, modes):
                 layer.training = mode
+
+    @contextmanager
+    def batch_statistics(self):
+        """`with model.batch_statistics():` runs in training mode — each batch normalised with
+        its own μ_B and σ²_B — but batch norm leaves its running averages untouched, so looking
+        at the model does not change it. Modes are restored afterwards."""
+        modes = [layer.training for layer in self.layers]
+        bns = [layer for layer in self.layers if isinstance(layer, BatchNorm)]
+        tracking = [bn.track_running_stats for bn in bns]
+        self.train()
+        for bn in bns:
+            bn.track_running_stats = False
+        try:
+            yield self
+        finally:
+            for layer, mode in zip(self.layers, modes):
+                layer.training = mode
+            for bn, track in zip(bns, tracking):
+                bn.track_running_stats = track
+
+    def predict(self, x):
+        """Class predictions in eval mode (the mode the model was in is restored)."""
+        with self.evaluation():
+            return self.forward(x).argmax(axis=1)
 
     def num_parameters(self):
         return sum(p.size for p in self.parameters())

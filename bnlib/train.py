@@ -118,14 +118,8 @@ class _Recorder:
         self.pre, self.act, self.sat = [[] for _ in model.hidden], [[] for _ in model.hidden], []
 
     def record(self):
-        bns = [n for n in self.model.norm_layers() if hasattr(n, "track_running_stats")]
-        for bn in bns:
-            bn.track_running_stats = False
-        try:
+        with self.model.batch_statistics():
             _, pre, act = self.model.forward(self.x_probe, keep=True)
-        finally:
-            for bn in bns:
-                bn.track_running_stats = True
         for l, (z, h, (_, _, act_layer)) in enumerate(zip(pre, act, self.model.hidden)):
             self.pre[l].append(_tensor_stats(z, PRE_RANGE))
             self.act[l].append(_tensor_stats(h, self.act_range))

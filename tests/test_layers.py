@@ -238,3 +238,25 @@ def test_batch_renorm_is_batch_norm_at_warmup_start_and_eval_form_when_unclipped
     free.running_mean[:], free.running_var[:] = [0.5, -1.0, 2.0], [2.0, 0.5, 1.5]
     expected = (x - free.running_mean) / np.sqrt(free.running_var + free.eps)   # eval form, old stats
     np.testing.assert_allclose(free.forward(x), expected, rtol=1e-10)
+
+
+def test_batch_statistics_context_uses_batch_stats_and_leaves_running_averages_and_modes():
+    m = bnlib.MLP([4, 6, 3], norm="batch", dtype=np.float64)
+    m.eval()
+    bn = m.norm_layers()[0]
+    before = bn.running_mean.copy(), bn.running_var.copy()
+    x = rng(17).standard_normal((10, 4)) * 3
+    with m.batch_statistics():
+        assert all(layer.training for layer in m.layers)
+        _, pre, _ = m.forward(x, keep=True)
+    np.testing.assert_allclose(pre[0].mean(axis=0), 0, atol=1e-12)       # normalised with this batch
+    np.testing.assert_array_equal(bn.running_mean, before[0])
+    np.testing.assert_array_equal(bn.running_var, before[1])
+    assert not any(layer.training for layer in m.layers) and bn.track_running_stats
+
+
+def test_evaluation_context_restores_training_mode():
+    m = bnlib.MLP([4, 6, 3], norm="batch")
+    with m.evaluation():
+        assert not any(layer.training for layer in m.layers)
+    assert all(layer.training for layer in m.layers)

@@ -42,7 +42,7 @@ def test_train_bn_network_returns_independent_copies(trained):
 def test_batch_statistics_context_restores_modes_and_leaves_running_stats(trained):
     model, _, data = trained
     before = inf.running_state(model)
-    with inf.batch_statistics(model):
+    with model.batch_statistics():
         assert all(layer.training for layer in model.layers)
         assert not any(bn.track_running_stats for bn in model.norm_layers())
         model.forward(data.x_test[:50])
@@ -50,7 +50,7 @@ def test_batch_statistics_context_restores_modes_and_leaves_running_stats(traine
     assert all(bn.track_running_stats for bn in model.norm_layers())
     assert inf.same_state(before, inf.running_state(model))
     with pytest.raises(RuntimeError):                       # restored even when the block fails
-        with inf.batch_statistics(model):
+        with model.batch_statistics():
             raise RuntimeError("boom")
     assert all(not layer.training for layer in model.layers)
 

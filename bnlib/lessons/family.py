@@ -276,17 +276,10 @@ def batch_mode_accuracy(model, x, y, batch_size):
     """Test accuracy when every test batch of `batch_size` images is normalised with its OWN
     statistics (what training mode does), running averages left untouched. The last
     incomplete batch is dropped."""
-    bns = [layer for layer in model.norm_layers() if hasattr(layer, "track_running_stats")]
     keep = len(x) - len(x) % batch_size
-    model.train()
-    for bn in bns:
-        bn.track_running_stats = False
-    try:
+    with model.batch_statistics():
         pred = np.concatenate([model.forward(chunk).argmax(axis=1)
                                for chunk in np.split(x[:keep], keep // batch_size)])
-    finally:
-        for bn in bns:
-            bn.track_running_stats = True
     return float(np.mean(pred == y[:keep]))
 
 

@@ -20,7 +20,6 @@ Notation (the notebook's), per feature of one BN layer:
 """
 import copy
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -65,41 +64,16 @@ def train_bn_network(steps=600, lr=0.5, batch_size=BATCH_SIZE, seed=0):
     return copy.deepcopy(model), history, data
 
 
-@contextmanager
-def batch_statistics(model):
-    """Inside this block the model runs in TRAINING mode (every BN layer normalises with the
-    statistics of the batch it is given), but with track_running_stats off, so the running
-    averages are not touched. The modes are restored afterwards."""
-    bns = [n for n in model.norm_layers() if isinstance(n, BatchNorm)]
-    modes = [layer.training for layer in model.layers]
-    tracking = [bn.track_running_stats for bn in bns]
-    model.train()
-    for bn in bns:
-        bn.track_running_stats = False
-    try:
-        yield model
-    finally:
-        for layer, mode in zip(model.layers, modes):
-            layer.training = mode
-        for bn, t in zip(bns, tracking):
-            bn.track_running_stats = t
-
-
 def logits_with_batch_statistics(model, x):
     """The "forgot eval()" forward: logits for x (N, 784) normalised with x's own batch statistics."""
-    with batch_statistics(model):
+    with model.batch_statistics():
         return model.forward(x)
 
 
 def logits_eval(model, x):
     """The correct inference forward: eval mode, running statistics only."""
-    modes = [layer.training for layer in model.layers]
-    model.eval()
-    try:
+    with model.evaluation():
         return model.forward(x)
-    finally:
-        for layer, mode in zip(model.layers, modes):
-            layer.training = mode
 
 
 def running_state(model):
@@ -231,7 +205,7 @@ def batch_stat_stream(model, data, batches=300, batch_size=BATCH_SIZE, seed=1):
     gen = minibatches(len(data.x_train), batch_size, seed)
     means, variances = [[] for _ in bns], [[] for _ in bns]
     first = []
-    with batch_statistics(model):
+    with model.batch_statistics():
         for _ in range(batches):
             x = data.x_train[next(gen)]
             first.append(model.layers[0].forward(x))

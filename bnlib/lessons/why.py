@@ -189,16 +189,9 @@ def _flat(arrays):
 def loss_and_gradient(model, x, y):
     """L(θ) on (x, y) and ∇L(θ) as one flat float64 vector. BN uses this batch's statistics and
     its running averages are left untouched."""
-    bns = [layer for layer in model.norm_layers() if hasattr(layer, "track_running_stats")]
-    model.train()
-    for bn in bns:
-        bn.track_running_stats = False
-    try:
+    with model.batch_statistics():
         loss, dlogits = softmax_cross_entropy(model.forward(x), y)
         model.backward(dlogits)
-    finally:
-        for bn in bns:
-            bn.track_running_stats = True
     return loss, _flat(model.gradients())
 
 

@@ -46,18 +46,6 @@ BATCH_SIZES = (2, 4, 8, 16, 32, 64, 128)
 RENORM_SIZES = (2, 4, 8)
 
 
-def fixed_figure(nrows, ncols, width, height, margins, **kwargs):
-    """A figure that is not shown on creation, with fixed margins (left, right, bottom, top,
-    wspace, hspace) instead of constrained layout: much cheaper to redraw from a slider."""
-    with plt.ioff():
-        fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), **kwargs)
-    fig.subplots_adjust(**dict(zip(("left", "right", "bottom", "top", "wspace", "hspace"), margins)))
-    for attr in ("header_visible", "footer_visible", "toolbar_visible"):
-        if hasattr(fig.canvas, attr):
-            setattr(fig.canvas, attr, False)
-    return fig, axes
-
-
 # ---------------------------------------------------------------- which values share a statistic
 def divisors(n):
     return [g for g in range(1, n + 1) if n % g == 0]
@@ -214,7 +202,7 @@ def axes_dashboard(shape=PICTURE_SHAPE, x=None):
     """
     N, C, H, W = shape
     x = random_picture_x(shape) if x is None else np.asarray(x, dtype=np.float64)
-    fig, ax = fixed_figure(1, 1, 7.0, 4.2, (0.12, 0.98, 0.2, 0.9, 0, 0))
+    fig, ax = plots.new_figure(1, 1, 7.0, 4.2, (0.12, 0.98, 0.2, 0.9, 0, 0))
     image = ax.imshow(_picture_rgb("batch", 0, 0, shape, 2), interpolation="nearest")
     for i in range(N):                                          # thin lines between the H × W values
         for j in range(1, H):
@@ -356,7 +344,7 @@ def print_sweep(result):
 
 def batch_size_figure(result):
     """Final test accuracy against batch size (log2 axis), one line per norm."""
-    fig, ax = fixed_figure(1, 1, 7.5, 3.8, (0.1, 0.97, 0.2, 0.9, 0, 0))
+    fig, ax = plots.new_figure(1, 1, 7.5, 3.8, (0.1, 0.97, 0.2, 0.9, 0, 0))
     sizes = np.array(result.sizes)
     for kind, accs in result.eval_acc.items():
         ax.plot(sizes, accs, marker="o", color=COLOR[kind], label=NAMES[kind])
@@ -385,7 +373,7 @@ def renorm_dashboard(sizes=BATCH_SIZES, draws=2000):
     chosen batch size; the clipping limits 1/r_max … r_max and −d_max … d_max drawn as lines."""
     sims = {b: simulate_rd(b, draws, seed=b) for b in sizes}
     r_bins, d_bins = np.linspace(0, 5.5, 56), np.linspace(-5.5, 5.5, 56)
-    fig, (ax_r, ax_d) = fixed_figure(1, 2, 9.0, 3.4, (0.08, 0.98, 0.15, 0.8, 0.25, 0))
+    fig, (ax_r, ax_d) = plots.new_figure(1, 2, 9.0, 3.4, (0.08, 0.98, 0.15, 0.8, 0.25, 0))
     r_hist = ax_r.stairs(np.zeros(len(r_bins) - 1), r_bins, fill=True, color=COLOR["renorm"], alpha=0.8,
                          label="r = σ_B/σ (unclipped)")
     d_hist = ax_d.stairs(np.zeros(len(d_bins) - 1), d_bins, fill=True, color=COLOR["renorm"], alpha=0.8,
@@ -436,7 +424,7 @@ def renorm_figure(result):
     """Left: test accuracy of BN and batch renorm at the small batch sizes, in eval mode (running
     averages) and with batch statistics. Right: their training loss at the end of training."""
     sizes = sorted(result.renorm_acc)
-    fig, (ax_acc, ax_loss) = fixed_figure(1, 2, 9.5, 3.6, (0.07, 0.99, 0.15, 0.86, 0.25, 0))
+    fig, (ax_acc, ax_loss) = plots.new_figure(1, 2, 9.5, 3.6, (0.07, 0.99, 0.15, 0.86, 0.25, 0))
     pos = np.arange(len(sizes))
     bars = [("batch", "eval", "BN, eval mode", None), ("batch", "batch", "BN, batch statistics", "//"),
             ("renorm", "eval", "BRN, eval mode", None), ("renorm", "batch", "BRN, batch statistics", "//")]

@@ -34,18 +34,6 @@ COLOR = {"plain": plots.COLORS["plain"], "bn": plots.COLORS["bn"], "noisy": plot
 ETAS = np.linspace(0.05, 0.4, 8)        # step sizes along the gradient (training lr 0.1: ½× to 4×)
 
 
-def fixed_figure(nrows, ncols, width, height, margins, **kwargs):
-    """A figure that is not shown on creation, with fixed margins (left, right, bottom, top,
-    wspace, hspace) instead of constrained layout: much cheaper to redraw from a slider."""
-    with plt.ioff():
-        fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), **kwargs)
-    fig.subplots_adjust(**dict(zip(("left", "right", "bottom", "top", "wspace", "hspace"), margins)))
-    for attr in ("header_visible", "footer_visible", "toolbar_visible"):
-        if hasattr(fig.canvas, attr):
-            setattr(fig.canvas, attr, False)
-    return fig, axes
-
-
 # ---------------------------------------------------------------- 1. noisy BN (Santurkar et al. 2018, §2.1)
 class BatchNoise(Layer):
     """Noise with a non-zero mean and a non-unit variance, put after a BatchNorm layer.
@@ -130,7 +118,7 @@ def ics_dashboard(runs, layer=3, unit=0):
     """Left: test accuracy against step. Then, per network, the 15th, 50th and 85th percentiles
     of one unit's sigmoid input over training (the BN paper's Figure 1(b, c) for three networks).
     Sliders choose the hidden layer and the unit."""
-    fig, axes = fixed_figure(1, 4, 11.0, 3.3, (0.055, 0.99, 0.16, 0.8, 0.32, 0))
+    fig, axes = plots.new_figure(1, 4, 11.0, 3.3, (0.055, 0.99, 0.16, 0.8, 0.32, 0))
     ax_acc, bands = axes[0], axes[1:]
     for kind, h in runs.items():
         ax_acc.plot(h.record_steps, h.test_acc, color=COLOR[kind], label=LABELS[kind], marker=".")
@@ -169,7 +157,7 @@ def ics_dashboard(runs, layer=3, unit=0):
 
 def change_figure(runs):
     """Bars: `distribution_change` per hidden layer for the three networks."""
-    fig, ax = fixed_figure(1, 1, 6.5, 3.2, (0.12, 0.98, 0.16, 0.88, 0, 0))
+    fig, ax = plots.new_figure(1, 1, 6.5, 3.2, (0.12, 0.98, 0.16, 0.88, 0, 0))
     layers = np.arange(1, len(SIZES) - 1)
     for i, (kind, h) in enumerate(runs.items()):
         ax.bar(layers + (i - 1) * 0.27, distribution_change(h), 0.27, color=COLOR[kind], label=LABELS[kind])
@@ -284,7 +272,7 @@ def run_landscape(steps=400, every=40, lr=0.1, batch_size=60, activation="relu",
 def landscape_dashboard(land):
     """A slider over the checkpoints. Left: the change of the loss, L(θ − η g) − L(θ), against the
     step size η. Right: the change of the gradient, ‖∇L(θ) − ∇L(θ − η g)‖, against η."""
-    fig, (ax_l, ax_g) = fixed_figure(1, 2, 9.5, 3.6, (0.08, 0.98, 0.14, 0.8, 0.25, 0))
+    fig, (ax_l, ax_g) = plots.new_figure(1, 2, 9.5, 3.6, (0.08, 0.98, 0.14, 0.8, 0.25, 0))
     etas = np.concatenate([[0.0], land.etas])
     curves = {}
     for kind in ("plain", "bn"):
@@ -322,7 +310,7 @@ def landscape_dashboard(land):
 
 def landscape_figure(land):
     """The three measures of Santurkar et al.'s Figure 4 over training, without and with BN."""
-    fig, axes = fixed_figure(1, 3, 11.0, 3.4, (0.06, 0.99, 0.15, 0.82, 0.3, 0))
+    fig, axes = plots.new_figure(1, 3, 11.0, 3.4, (0.06, 0.99, 0.15, 0.82, 0.3, 0))
     measures = (("loss range", land.loss_range, "max − min of L(θ − ηg) (log scale)", "log"),
                 ("gradient change", land.max_change, "max ‖∇L(θ) − ∇L(θ − ηg)‖ (log scale)", "log"),
                 ("effective β-smoothness", land.beta, "max ‖Δ gradient‖ / ‖ηg‖", "linear"))
@@ -381,7 +369,7 @@ def scale_experiment(c, eps=1e-12, n=60, seed=0):
 def scale_dashboard(eps=1e-12):
     """A slider for c (0.1 … 10, log scale). Left: BN's output for c against the output for c = 1
     (all 60 × 100 values; on the diagonal = unchanged). Right: ‖W‖ and ‖∂L/∂W‖ relative to c = 1."""
-    fig, (ax_z, ax_n) = fixed_figure(1, 2, 9.5, 3.7, (0.08, 0.98, 0.14, 0.8, 0.3, 0))
+    fig, (ax_z, ax_n) = plots.new_figure(1, 2, 9.5, 3.7, (0.08, 0.98, 0.14, 0.8, 0.3, 0))
     base = scale_experiment(1.0, eps)
     (dots,) = ax_z.plot(base["z1"].ravel(), base["z1"].ravel(), ".", ms=2, color=plots.COLORS["bn"],
                         label="BN output, one dot per value")
@@ -452,7 +440,7 @@ def weight_growth(lrs=(0.1, 0.5), steps=200, batch_size=60, seed=0):
 def growth_figure(growth, layer=0):
     """Left: ‖W‖ of one hidden layer over training, relative to its start. Right: the effective
     learning rate η/‖W‖², relative to its start."""
-    fig, (ax_w, ax_e) = fixed_figure(1, 2, 9.5, 3.5, (0.08, 0.98, 0.15, 0.8, 0.28, 0))
+    fig, (ax_w, ax_e) = plots.new_figure(1, 2, 9.5, 3.5, (0.08, 0.98, 0.15, 0.8, 0.28, 0))
     for i, lr in enumerate(growth.lrs):
         color = plots.CYCLE[i + 2]
         n = growth.norms[lr][:, layer]

@@ -26,9 +26,11 @@ def test_deviation_scores_are_batchnorm_with_gamma_10_beta_50():
 
 
 def test_deviation_figure_draws():
-    fig, ax = plt.subplots()
-    fs.plot_deviation_scores(ax, fs.class_scores())
+    fig = fs.deviation_figure(fs.class_scores())
+    ax = fig.axes[0]
     assert ax.get_xlabel() and ax.get_ylabel() and ax.get_legend() is not None
+    assert fig.get_figwidth() >= 6 and all(t.get_fontsize() >= 9 for t in ax.get_legend().get_texts())
+    assert "SD" not in " ".join(t.get_text() for t in ax.texts)
     plt.close(fig)
 
 
@@ -61,6 +63,10 @@ MISTAKES = {
     "axis1_keepdims": (lambda x, g, b, eps=1e-5: g * (x - x.mean(1, keepdims=True))
                        / np.sqrt(x.var(1, keepdims=True) + eps) + b, "axis 1"),
     "axis1": (lambda x, g, b, eps=1e-5: g * (x - x.mean(axis=1)) / np.sqrt(x.var(axis=1) + eps) + b, "axis=0"),
+    "no_axis": (lambda x, g, b, eps=1e-5: g * (x - x.mean()) / np.sqrt(x.var() + eps) + b,
+                "averaged over the whole array; use axis=0"),
+    "var_no_axis": (lambda x, g, b, eps=1e-5: g * (x - x.mean(0)) / np.sqrt(((x - x.mean(0)) ** 2).mean() + eps) + b,
+                    "variance is taken over the whole array"),
     "no_gamma_beta": (lambda x, g, b, eps=1e-5: (x - x.mean(0)) / np.sqrt(x.var(0) + eps), "γ and β are missing"),
     "no_beta": (lambda x, g, b, eps=1e-5: g * (x - x.mean(0)) / np.sqrt(x.var(0) + eps), "β is missing"),
     "no_gamma": (lambda x, g, b, eps=1e-5: (x - x.mean(0)) / np.sqrt(x.var(0) + eps) + b, "γ is missing"),
@@ -114,7 +120,7 @@ def test_loop_version_equals_vectorized():
 def test_constant_pixels_give_nan_without_eps_and_zero_with_it():
     images, constant = fs.constant_pixels(bnlib.load_digits(), batch_size=30)
     assert constant.any() and not constant.all()
-    no_eps = fs.normalise_without_eps(images)
+    no_eps = fs.normalize_without_eps(images)
     assert np.isnan(no_eps[:, constant]).all() and np.isfinite(no_eps[:, ~constant]).all()
     y, _ = bnlib.batchnorm_forward(images, np.ones(images.shape[1]), np.zeros(images.shape[1]))
     assert (y[:, constant] == 0).all()
@@ -135,10 +141,13 @@ def test_time_backward_returns_two_positive_times():
 
 
 def test_graph_figure_draws():
-    fig, ax = plt.subplots(figsize=(10, 3.4))
-    fs.draw_graph(ax)
+    fig = fs.graph_figure()
+    ax = fig.axes[0]
     fig.canvas.draw()
     assert len(ax.texts) >= len(fs.GRAPH_NODES)
+    assert "one column" in ax.texts[0].get_text()
+    legend = ax.get_legend()
+    assert legend is not None and all(t.get_fontsize() >= 9 for t in legend.get_texts())
     plt.close(fig)
 
 
@@ -185,6 +194,10 @@ def test_exercise_3_closed_form_dx(capsys):
     # the exercise's dx is what bnlib computes for the batch behind these inputs
     for wrong, hint in [(inv * (dy - dy.mean(0) - x_hat * (dy * x_hat).mean(0)), "γ is missing"),
                         (gamma * inv * (dy - dy.mean(0)), "last term"),
+                        (gamma * inv * (dy - dy.mean(0) - x_hat * dy.mean(0) * x_hat.mean(0)),
+                         "mean of the product, not the product of the means"),
+                        (gamma * inv * (dy - dy.mean() - x_hat * (dy * x_hat).mean()),
+                         "averaged over the whole array; use axis=0"),
                         (gamma * inv * (dy - x_hat * (dy * x_hat).mean(0)), "mean\\(dy\\) is missing"),
                         (gamma * inv * (dy - dy.sum(0) - x_hat * (dy * x_hat).sum(0)), "not sums"),
                         (gamma / (var + eps) * (dy - dy.mean(0) - x_hat * (dy * x_hat).mean(0)), "not by σ²")]:

@@ -43,16 +43,30 @@ def test_dashboard_across_each_slider_range(dash, name):
 
 def test_dashboard_summary_reports_the_regions(dash, z):
     s = dash.set(gamma=1.0, beta=0.0, eps=1e-5)
-    f = gb.region_fractions(gb.normalise(z))
+    f = gb.region_fractions(gb.normalize(z))
     assert f"{f['middle']:.0%}" in s and "γ = 1.00, β = +0.00, ε = 1e-05" in s
     s_wide = dash.set(gamma=5.0, beta=5.0)
-    assert gb.region_fractions(5 * gb.normalise(z) + 5)["saturated"] > 0.5
+    assert gb.region_fractions(5 * gb.normalize(z) + 5)["saturated"] > 0.5
     assert s_wide != s
     dash.set(gamma=1.0, beta=0.0)
 
 
+def test_dashboard_figure_is_readable(dash):
+    fig = dash.fig
+    assert fig.get_figwidth() >= 6
+    legends = [ax.get_legend() for ax in fig.axes] + fig.legends
+    assert all(t.get_fontsize() >= 9 for legend in legends for t in legend.get_texts())
+    ax_y, ax_c, ax_s = fig.axes
+    assert ax_c.get_title() == "Where the values land on the sigmoid"
+    assert "first/last bar" in ax_y.get_xlabel()
+    dots, curve = ax_c.collections[-1], ax_c.lines[0]
+    assert dots.get_sizes()[0] >= 15 and dots.get_zorder() > max(line.get_zorder() for line in ax_c.lines)
+    assert "saturated output" in [t.get_text() for t in ax_s.get_legend().get_texts()]
+
+
 def test_region_fractions_of_a_standard_batch(z):
-    f = gb.region_fractions(gb.normalise(z))
+    f = gb.region_fractions(gb.normalize(z))
+    assert f["saturated"] == pytest.approx(f["low"] + f["high"])
     assert 0.6 < f["middle"] < 0.75 and f["saturated"] < 0.01
     assert f["p15"] == pytest.approx(-1.04, abs=0.1) and f["p85"] == pytest.approx(1.04, abs=0.1)
     assert 0.97 < f["r2"] <= 1.0
@@ -76,10 +90,15 @@ def test_short_training_run_and_its_figures():
     running = [bn.running_mean.copy() for bn in model.norm_layers()]
     gb.sigmoid_inputs(model, data.x_test[:50])
     assert all(np.array_equal(r, bn.running_mean) for r, bn in zip(running, model.norm_layers()))
-    fig, (a, b) = plt.subplots(1, 2)
-    gb.plot_learned(a, b, model)
-    assert len(a.lines) == 4 and a.get_legend() is not None
+    fig = gb.learned_figure(model)
+    a, b = fig.axes
+    assert len(a.lines) == 4 and a.get_legend() is not None and fig.get_figwidth() >= 6
+    assert all(t.get_fontsize() >= 9 for t in a.get_legend().get_texts())
+    orange = matplotlib.colors.to_rgba(bnlib.plots.COLORS["plain"])
+    assert all(matplotlib.colors.to_rgba(line.get_color()) != orange for line in a.lines + b.lines)
     plt.close(fig)
+    text = gb.parameter_lines(params, report)
+    assert text.count("hidden layer") == 3 and "γ from " in text and "(mean " in text
 
 
 # --------------------------------------------------------------------------- exercises
@@ -90,9 +109,10 @@ def test_exercise_1_affine(capsys):
     x_hat = (z1 - z1.mean()) / np.sqrt(z1.var() + 1e-5)
     gb.check_affine(2 * x_hat - 1)
     assert "✓" in capsys.readouterr().out
-    for wrong, hint in [(2 * z1 - 1, "normalise first"),
+    for wrong, hint in [(2 * z1 - 1, "normalize first"),
                         (2 * (z1 - z1.mean()) / np.sqrt(z1.var(ddof=1) + 1e-5) - 1, "N − 1"),
-                        (-x_hat + 2, "swapped"), (2 * x_hat, "β is missing"), (x_hat - 1, "γ is missing")]:
+                        (-x_hat + 2, "swapped"), (2 * x_hat, "β is missing"), (x_hat - 1, "γ is missing"),
+                        (2 * x_hat + 1, "subtract 1, don't add it")]:
         with pytest.raises(NotYet, match=hint):
             gb.check_affine(wrong)
 
@@ -124,9 +144,15 @@ def test_exercise_3_median_beta(capsys):
     gb.check_median_beta(np.log(9))
     assert "✓" in capsys.readouterr().out
     assert gb.sigmoid(np.log(9)) == pytest.approx(0.9)
-    for wrong, hint in [(0.9, "output you want"), (-np.log(9), "sign"), (np.log(0.9), "ln 9")]:
-        with pytest.raises(NotYet, match=hint):
+    gb.check_median_beta(2.197)                                      # three decimals are enough
+    assert "✓" in capsys.readouterr().out
+    for wrong, hint in [(0.9, "output you want"), (-np.log(9), "sign"), (np.log(0.9), "for e\\^\\(−β\\) first"),
+                        (-np.log(0.9), "for e\\^\\(−β\\) first")]:
+        with pytest.raises(NotYet, match=hint) as info:
             gb.check_median_beta(wrong)
+        assert "ln 9" not in str(info.value)                         # the hint does not give the answer away
+    with pytest.raises(NotYet):
+        gb.check_median_beta(2.19)
 
 
 def test_exercise_4_gamma_for_saturation(z, capsys):

@@ -23,7 +23,8 @@ def test_environment_report_passes_here_with_the_widget_backend(monkeypatch, cap
     out = capsys.readouterr().out
     for name in ("Python", "numpy", "matplotlib", "ipywidgets", "ipympl", "backend"):
         assert name in out
-    assert "✗" not in out and "Error displaying widget" in out
+    assert "✗" not in out
+    assert "Something is missing" not in out            # no troubleshooting when all is ✓
 
 
 def test_environment_report_names_each_problem(monkeypatch, capsys):
@@ -38,6 +39,7 @@ def test_environment_report_names_each_problem(monkeypatch, capsys):
     assert not any("matplotlib 3" in p for p in problems)   # a different pin is a note only
     out = capsys.readouterr().out
     assert "pinned 0.0.1" in out and "%matplotlib widget" in out
+    assert "Something is missing" in out
 
 
 def test_slider_check_answers_across_its_range():
@@ -69,7 +71,11 @@ def test_figure_check_moves_the_dot_across_its_range():
     (start.check_demo, 5.0, [(15.0, "sum"), (4.0, "median")]),
     (start.check_mean, 75.0, [(300.0, "sum"), (77.5, "median"), (100.0, "N − 1")]),
     (start.check_std, 2.0, [(np.std(start.EXERCISE_VALUES, ddof=1), "N − 1"), (4.0, "square root"),
-                            (np.var(start.EXERCISE_VALUES, ddof=1), "N − 1"), (1.5, "square the")]),
+                            (np.var(start.EXERCISE_VALUES, ddof=1), "N − 1"), (1.5, "square the"),
+                            (np.sqrt(32), "divide the sum of squares by N \\(8\\) before the square root"),
+                            (32.0, "sum of the squares"),
+                            (np.sqrt(29), "subtract μ from each value first"),
+                            (np.sqrt(232), "subtract μ from each value first, and divide")]),
 ])
 def test_exercise_checks_accept_the_answer_and_hint_each_mistake(check, reference, wrongs, capsys):
     check(reference)
@@ -79,5 +85,14 @@ def test_exercise_checks_accept_the_answer_and_hint_each_mistake(check, referenc
     for value, hint in wrongs:
         with pytest.raises(NotYet, match=hint):
             check(value)
-    with pytest.raises(NotYet, match="off by"):
+    with pytest.raises(NotYet) as generic:                # no known mistake: the generic message
         check(reference + 0.7)
+    assert not any(hint in str(generic.value) for _, hint in wrongs)
+    with pytest.raises(NotYet, match="is text \\(a string\\), not a number"):
+        check(str(reference))                            # "75" in quotes is not accepted
+
+
+def test_figure_check_is_readable():
+    fig = start.figure_check().fig
+    assert fig.get_figwidth() >= 6
+    assert all(t.get_fontsize() >= 9 for t in fig.axes[0].get_legend().get_texts())

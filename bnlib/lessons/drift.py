@@ -2,19 +2,19 @@
 input distributions move while it trains ("internal covariate shift", Ioffe & Szegedy 2015).
 
     scores = drift.teacher_scores()               # {100: ..., 10000: ..., 0.1: ...}, one class
-    drift.scales_figure(scores)                   # raw (top) and standardised (bottom)
+    drift.scales_figure(scores)                   # the raw scores on each scale
+    drift.scales_figure(scores, standardized=True) # ... and below them the same scores standardized
     h = drift.run_drift()                         # 784-100-100-100-10 sigmoid, no BN, MNIST-5k
     drift.histogram_grid(h)                       # rows: hidden layers, columns: training steps
     drift.figure1b(h)                             # accuracy, and the BN paper's Figure 1(b)
     drift.drift_dashboard(h).show()               # a slider scrubs through the recorded steps
 
-Notation: x is a score (or a pre-activation), N how many there are,
+Notation: x is a score (or a pre-activation), N how many there are (the batch size),
     μ = (1/N) Σ xᵢ,   σ = √( (1/N) Σ (xᵢ − μ)² ),   z = (x − μ) / σ.
 """
 from functools import lru_cache
 
 import ipywidgets as widgets
-import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import plots
@@ -28,20 +28,6 @@ SCALES = (100, 10_000, 0.1)                       # "out of 100", "out of 10,000
 SCALE_COLORS = {100: plots.CYCLE[2], 10_000: plots.CYCLE[3], 0.1: plots.CYCLE[5]}
 SIZES = [784, 100, 100, 100, 10]                  # the BN paper's MNIST network
 GRID_STEPS = (0, 150, 600, 1500)
-
-
-def fixed_figure(nrows, ncols, width, height, margins, **kwargs):
-    """Like plots.new_figure (not shown on creation, no ipympl toolbar), but with fixed margins
-    instead of constrained layout. Drawing is what a slider waits for, and on this machine a
-    constrained 1×3 figure took about 2.5× as long to draw (margins: left, right, bottom, top,
-    wspace, hspace as fractions of the figure)."""
-    with plt.ioff():
-        fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), **kwargs)
-    fig.subplots_adjust(**dict(zip(("left", "right", "bottom", "top", "wspace", "hspace"), margins)))
-    for attr in ("header_visible", "footer_visible", "toolbar_visible"):
-        if hasattr(fig.canvas, attr):
-            setattr(fig.canvas, attr, False)
-    return fig, axes
 
 
 def scale_name(points):
@@ -61,29 +47,38 @@ def teacher_scores(n=40, seed=0):
     return {points: out_of_100 * (points / 100) for points in SCALES}
 
 
-def standardise(x):
+def standardize(x):
     """z = (x − μ) / σ with μ the mean and σ the standard deviation (dividing by N, as BN does)."""
     x = np.asarray(x, dtype=np.float64)
     return (x - x.mean()) / x.std()
 
 
-def scales_figure(scores):
+def scales_figure(scores, standardized=False):
     """Top row: the raw scores on each scale (x ranges differ by a factor of 100,000).
-    Bottom row: the same scores standardised, on one shared x range."""
-    fig, axes = fixed_figure(2, len(scores), 9.0, 5.0, (0.07, 0.98, 0.09, 0.88, 0.3, 0.6))
-    z_bins = np.linspace(-3.25, 3.25, 14)
+    With standardized=True a bottom row shows the same scores standardized. Its bin edges are the
+    top row's edges standardized, (edges − μ) / σ, so the bars are exactly the same: only the
+    numbers on the x axis change."""
+    rows = 2 if standardized else 1
+    fig, axes = plots.new_figure(rows, len(scores), width=9.5, height=2.6 * rows + 0.5, squeeze=False)
     for col, (points, x) in enumerate(scores.items()):
         color = SCALE_COLORS.get(points, plots.CYCLE[col])
-        top, bottom = axes[0, col], axes[1, col]
-        top.hist(x, bins=np.linspace(0, points, 21), color=color, edgecolor="white")
-        top.set_title(f"graded {scale_name(points)}")
-        top.set_xlabel(f"score (points {scale_name(points)})")
-        bottom.hist(standardise(x), bins=z_bins, color=color, edgecolor="white")
-        bottom.set_title(f"{scale_name(points)}, standardised")
-        bottom.set_xlabel("z = (score − μ) / σ")
-        for ax in (top, bottom):
-            ax.set_ylabel("students")
-    fig.suptitle("One class, one test, three scales: raw scores (top) and standardised (bottom)")
+        edges = np.linspace(0, points, 21)
+        top = axes[0, col]
+        top.hist(x, bins=edges, color=color, edgecolor="white")
+        top.set(title=f"graded {scale_name(points)}", xlabel=f"score (points {scale_name(points)})",
+                xlim=(edges[0], edges[-1]), ylabel="students")
+        if standardized:
+            mu, sd = x.mean(), x.std()
+            z_edges = (edges - mu) / sd
+            bottom = axes[1, col]
+            bottom.hist(standardize(x), bins=z_edges, color=color, edgecolor="white")
+            bottom.set(title=f"{scale_name(points)}, standardized", xlabel="z = (score − μ) / σ",
+                       xlim=(z_edges[0], z_edges[-1]), ylabel="students")
+    if standardized:
+        fig.suptitle("Raw scores (top) and standardized (bottom): "
+                     "the bars are identical, only the x axis numbers change")
+    else:
+        fig.suptitle("One class, one test, three scales")
     return fig
 
 
@@ -108,15 +103,28 @@ def record_index(history, step):
                        0, len(history.record_steps) - 1))
 
 
+def unit_widths(stats):
+    """Width of each unit's 15th–85th percentile band, p85 − p15, per record: (R, units).
+    One unit at a time: this is what batch norm normalizes (each unit separately)."""
+    p = stats.unit_percentiles
+    return p[:, :, 2] - p[:, :, 0]
+
+
 def layer_table(history, steps=None):
-    """Print, per hidden layer, the mean and std of z at a few recorded steps."""
+    """Print, per hidden layer, two views of z at a few recorded steps: all 100 units mixed
+    (mean μ ± standard deviation σ), and one unit at a time (the median, over the units, of each
+    unit's 15th–85th percentile width)."""
     steps = GRID_STEPS if steps is None else steps
     rows = [record_index(history, s) for s in steps]
     print("step".ljust(16) + "".join(f"{int(history.record_steps[r]):>14}" for r in rows))
-    for l, layer in enumerate(history.layers):
+    print("all units mixed: mean μ ± standard deviation σ of z")
+    for i, layer in enumerate(history.layers):
         cells = "".join(f"{layer.pre.mean[r]:>+7.2f} ±{layer.pre.std[r]:>5.2f}" for r in rows)
-        print(f"hidden layer {l + 1}".ljust(16) + cells)
-    print("(each cell: mean μ ± standard deviation σ of the sigmoid's input z)")
+        print(f"hidden layer {i + 1}".ljust(16) + cells)
+    print("one unit at a time: median over the units of each unit's 15th–85th percentile width")
+    for i, layer in enumerate(history.layers):
+        widths = np.median(unit_widths(layer.pre), axis=1)
+        print(f"hidden layer {i + 1}".ljust(16) + "".join(f"{widths[r]:>14.2f}" for r in rows))
 
 
 def _stairs(ax, stats, record, fill=True, **kwargs):
@@ -125,50 +133,54 @@ def _stairs(ax, stats, record, fill=True, **kwargs):
 
 def histogram_grid(history, steps=GRID_STEPS, xlim=(-6, 6)):
     """Rows: hidden layers 1, 2, 3. Columns: training steps. Each panel: the histogram of the
-    sigmoid's input z over 500 test images (fraction of values per bin of width 0.25)."""
+    sigmoid's input z of all 100 units over 500 test images (fraction of values per bin of
+    width 0.25)."""
     rows = [record_index(history, s) for s in steps]
     n_layers = len(history.layers)
-    fig, axes = fixed_figure(n_layers, len(rows), 9.0, 1.9 * n_layers + 0.7,
-                              (0.1, 0.98, 0.09, 0.89, 0.08, 0.12), sharex=True, sharey=True)
-    axes = np.atleast_2d(axes)
-    for l, layer in enumerate(history.layers):
+    fig, axes = plots.new_figure(n_layers, len(rows), width=9.5, height=1.9 * n_layers + 0.8,
+                                 sharex=True, sharey=True, squeeze=False)
+    for i, layer in enumerate(history.layers):
         for c, r in enumerate(rows):
-            ax = axes[l, c]
+            ax = axes[i, c]
             _stairs(ax, layer.pre, r, color=plots.COLORS["plain"], alpha=0.8)
             ax.axvline(layer.pre.mean[r], color=plots.COLORS["black"], lw=1, ls="--")
             ax.set_xlim(*xlim)
-            if l == 0:
+            if i == 0:
                 ax.set_title(f"step {int(history.record_steps[r])}")
             if c == 0:
-                ax.set_ylabel(f"hidden layer {l + 1}\nfraction of values")
-            if l == n_layers - 1:
+                ax.set_ylabel(f"hidden layer {i + 1}\nfraction of values")
+            if i == n_layers - 1:
                 ax.set_xlabel("sigmoid input z")
-    fig.suptitle("Without BN: each hidden layer's sigmoid input z during training (dashed line: mean μ)")
+    fig.suptitle("Without BN: the sigmoid input z of all 100 units of each hidden layer, "
+                 "during training (dashed line: mean μ)")
     return fig
 
 
 def figure1b(history, layer=-1, unit=0):
     """Left: test accuracy against step. Right: the BN paper's Figure 1(b) — the 15th, 50th and
     85th percentiles of one unit's sigmoid input (last hidden layer) over training."""
-    fig, (ax_acc, ax_band) = fixed_figure(1, 2, 9.0, 3.4, (0.07, 0.98, 0.14, 0.91, 0.28, 0))
+    fig, (ax_acc, ax_band) = plots.new_figure(1, 2, width=9.5, height=3.6)
     ax_acc.plot(history.record_steps, history.test_acc, color=plots.COLORS["plain"], label="without BN")
     ax_acc.axhline(0.1, color=plots.COLORS["grey"], ls=":", label="chance (10 classes)")
     ax_acc.set(xlabel="training step", ylabel="test accuracy", ylim=(0, 1),
                title="(a) the network learns")
-    ax_acc.legend(loc="lower right")
+    ax_acc.legend(loc="lower right", fontsize=9)
     plots.percentile_bands(ax_band, history, layer=layer, unit=unit, color=plots.COLORS["plain"],
                            label="without BN")
     ax_band.axhline(0, color=plots.COLORS["grey"], lw=0.8)
     number = len(history.layers) if layer == -1 else layer + 1
-    ax_band.set_ylabel(f"sigmoid input z (layer {number}, unit {unit})")
-    ax_band.set_title("(b) one sigmoid input drifts (cf. BN paper, Fig. 1b)")
-    ax_band.legend(loc="lower left", fontsize=8)
+    which = "first unit" if unit == 0 else f"unit {unit + 1}"
+    ax_band.set_ylabel(f"sigmoid input z\n(hidden layer {number}, {which})")
+    ax_band.set_title("(b) one sigmoid input drifts (compare: BN paper, Figure 1b)")
+    ax_band.legend(loc="lower left", fontsize=9)
     return fig
 
 
 def drift_numbers(history, early_step=600):
-    """The numbers the notebook's self-checks read, per hidden layer (arrays of length layers):
-    mean and std of z at step 0, at `early_step` and at the end; 15th–85th percentile width."""
+    """The numbers the notebook's self-checks read, per hidden layer (arrays of length layers).
+    All units mixed: mean and std of z at step 0, at `early_step` and at the end, and the
+    15th–85th percentile width at step 0 and at the end. One unit at a time ("unit_width"):
+    the median over the units of each unit's 15th–85th percentile width, at the same steps."""
     r_early = record_index(history, early_step)
     out = {}
     for key in ("mean", "std"):
@@ -176,36 +188,61 @@ def drift_numbers(history, early_step=600):
         out[f"{key}_start"], out[f"{key}_early"], out[f"{key}_end"] = vals[:, 0], vals[:, r_early], vals[:, -1]
     widths = np.array([layer.pre.percentiles[:, 2] - layer.pre.percentiles[:, 0] for layer in history.layers])
     out["width_start"], out["width_end"] = widths[:, 0], widths[:, -1]
+    unit = np.array([np.median(unit_widths(layer.pre), axis=1) for layer in history.layers])  # (layers, R)
+    out["unit_width_start"], out["unit_width_early"], out["unit_width_end"] = unit[:, 0], unit[:, r_early], unit[:, -1]
     return out
+
+
+def settle_step(history, values, tol=0.1):
+    """The first recorded step from which `values` (one per record) stay within `tol` (a fraction)
+    of their final value until the end of training."""
+    values = np.asarray(values, dtype=np.float64)
+    outside = np.abs(values - values[-1]) > tol * abs(values[-1])
+    last_outside = np.flatnonzero(outside)
+    r = last_outside[-1] + 1 if last_outside.size else 0
+    return int(history.record_steps[r])
+
+
+def settle_steps(history, tol=0.1):
+    """Per hidden layer: (settle step of σ of all units mixed, settle step of the median unit's
+    15th–85th percentile width)."""
+    return [(settle_step(history, layer.pre.std, tol),
+             settle_step(history, np.median(unit_widths(layer.pre), axis=1), tol)) for layer in history.layers]
+
+
+def _dashboard_title(step):
+    return f"Without BN: each hidden layer's sigmoid input z at training step {step}"
 
 
 def drift_dashboard(history, xlim=(-6, 6)):
     """A slider over the recorded training steps (starting at the last one); one panel per hidden
     layer showing the histogram of z at that step (filled) over the one at step 0 (grey outline).
-    The update only changes data of existing artists (stairs.set_data, line.set_xdata)."""
+    The update only changes data of existing artists (stairs.set_data, line.set_xdata, the title's text)."""
     n_layers = len(history.layers)
-    fig, axes = fixed_figure(1, n_layers, 9.0, 3.3, (0.07, 0.98, 0.15, 0.82, 0.1, 0), sharey=True)
+    fig, axes = plots.new_figure(1, n_layers, width=9.5, height=3.4,
+                                 margins=(0.075, 0.98, 0.15, 0.83, 0.1, 0), sharey=True)
     axes = np.atleast_1d(axes)
     top = max(layer.pre.hist.max() for layer in history.layers) * 1.05
     current, means = [], []
-    for l, (ax, layer) in enumerate(zip(axes, history.layers)):
+    for i, (ax, layer) in enumerate(zip(axes, history.layers)):
         _stairs(ax, layer.pre, 0, fill=False, color=plots.COLORS["grey"], lw=1.2, label="step 0")
         current.append(_stairs(ax, layer.pre, 0, color=plots.COLORS["plain"], alpha=0.7, label="chosen step"))
         means.append(ax.axvline(layer.pre.mean[0], color=plots.COLORS["black"], lw=1, ls="--", label="mean μ"))
-        ax.set(xlim=xlim, ylim=(0, top), title=f"hidden layer {l + 1}", xlabel="sigmoid input z",
+        ax.set(xlim=xlim, ylim=(0, top), title=f"hidden layer {i + 1}", xlabel="sigmoid input z",
                xticks=np.arange(xlim[0] + 2, xlim[1] - 1, 2))
     axes[0].set_ylabel("fraction of values")
-    axes[-1].legend(loc="upper right", fontsize=8)
-    fig.suptitle("Without BN: each hidden layer's sigmoid input z at the chosen training step")
+    axes[-1].legend(loc="upper right", fontsize=9)
+    title = fig.suptitle(_dashboard_title(int(history.record_steps[-1])))
 
     def update(step):
         r = record_index(history, step)
         parts = []
-        for l, (layer, stairs, line) in enumerate(zip(history.layers, current, means)):
+        for i, (layer, stairs, line) in enumerate(zip(history.layers, current, means)):
             stairs.set_data(values=layer.pre.hist[r])
             mu, sd = layer.pre.mean[r], layer.pre.std[r]
             line.set_xdata([mu, mu])
-            parts.append(f"layer {l + 1}: μ {mu:+.2f}, σ {sd:.2f}")
+            parts.append(f"layer {i + 1}: μ {mu:+.2f}, σ {sd:.2f}")
+        title.set_text(_dashboard_title(int(history.record_steps[r])))
         return (f"step {int(history.record_steps[r])} (test acc. {history.test_acc[r]:.0%}) · "
                 + " · ".join(parts))
 
@@ -217,28 +254,34 @@ def drift_dashboard(history, xlim=(-6, 6)):
 
 
 # ---------------------------------------------------------------- exercises
-def check_student_z(answer, scores, student=0, points=10_000):
+def check_student_z(answer, scores, student=5, points=10_000):
     """Exercise 1: the z-score of one student on one scale, z = (x − μ) / σ."""
     x = np.asarray(scores[points], dtype=np.float64)
     mu, sd, xi = x.mean(), x.std(), x[student]
-    check(answer, (xi - mu) / sd, f"exercise 1 — z of student {student}",
-                 wrong=[(xi - mu, "you subtracted μ but did not divide by σ"),
-                        (xi / sd, "subtract the mean μ first, then divide by σ"),
-                        ((xi - mu) / x.var(), "you divided by the variance σ²; divide by σ = x.std()"),
-                        ((xi - mu) / x.std(ddof=1), "you divided by N − 1 inside σ; use x.std() (divides by N)"),
-                        (xi, "that is the raw score; z = (x − μ) / σ")])
+    check(answer, (xi - mu) / sd, f"exercise 1 — z of student {student + 1}",
+          wrong=[(xi - mu, "you subtracted μ but did not divide by σ"),
+                 (xi - mu / sd, "put brackets around (x − μ) before dividing by σ: (x - mu) / sd. "
+                                "Without them, Python divides only μ by σ"),
+                 (xi / sd, "subtract the mean μ first, then divide by σ"),
+                 ((xi - mu) / x.var(), "you divided by the variance σ²; divide by σ = x.std()"),
+                 ((xi - mu) / x.std(ddof=1), "you divided by N − 1 inside σ; use x.std() (divides by N)"),
+                 (xi, "that is the raw score; z = (x − μ) / σ"),
+                 ((x[0] - mu) / sd, f"that is the first student (index 0); this exercise asks about "
+                                    f"index {student}")])
 
 
-def check_standardised(answer, scores, points=0.1):
-    """Exercise 2: the whole class on one scale, standardised: an array z with z.mean() = 0, z.std() = 1."""
+def check_standardized(answer, scores, points=0.1):
+    """Exercise 2: the whole class on one scale, standardized: an array z with z.mean() = 0, z.std() = 1."""
     x = np.asarray(scores[points], dtype=np.float64)
     mu, sd = x.mean(), x.std()
-    check(answer, (x - mu) / sd, f"exercise 2 — the class {scale_name(points)}, standardised",
-                 wrong=[((x - mu) / x.std(ddof=1), "you used σ with N − 1 (ddof=1); use x.std(), which divides by N"),
-                        (x / sd, "subtract the mean μ first"),
-                        (x - mu, "you subtracted μ; now divide by σ"),
-                        ((x - mu) / x.var(), "you divided by the variance σ²; divide by σ, its square root")],
-                 rtol=1e-6, atol=1e-9)
+    check(answer, (x - mu) / sd, f"exercise 2 — the class {scale_name(points)}, standardized",
+          wrong=[((x - mu) / x.std(ddof=1), "you used σ with N − 1 (ddof=1); use x.std(), which divides by N"),
+                 (x - mu / sd, "put brackets around (x − μ) before dividing by σ: (x - x.mean()) / x.std(). "
+                               "Without them, Python divides only μ by σ"),
+                 (x / sd, "subtract the mean μ first"),
+                 (x - mu, "you subtracted μ; now divide by σ"),
+                 ((x - mu) / x.var(), "you divided by the variance σ²; divide by σ, its square root")],
+          rtol=1e-6, atol=1e-9)
 
 
 def doubling_step(history, layer=2):
@@ -266,4 +309,4 @@ def check_doubling_step(answer, history, layer=2):
                       "that is where the variance σ² doubled; the exercise asks about σ itself"))
     wrong = [(value, hint) for value, hint in wrong if value != expected]
     check(answer, expected, f"exercise 3 — the step where hidden layer {layer + 1}'s σ first doubled",
-                 wrong=wrong)
+          wrong=wrong)

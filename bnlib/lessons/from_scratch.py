@@ -1,4 +1,4 @@
-"""Lesson 02 — batch normalisation from scratch: 偏差値, the forward pass, ε, the backward pass.
+"""Lesson 02 — batch normalization from scratch: 偏差値, the forward pass, ε, the backward pass.
 
 Notation (the notebook's): a batch x of N samples and D features, x: (N, D). Per feature,
 
@@ -16,7 +16,7 @@ import numpy as np
 from ..checks import NotYet, check
 from ..gradcheck import grad_check, rel_error
 from ..norm import batchnorm_backward, batchnorm_backward_graph, batchnorm_forward
-from ..plots import COLORS
+from ..plots import COLORS, new_figure
 
 
 # --------------------------------------------------------------------------- 偏差値 = BN with γ=10, β=50
@@ -45,13 +45,20 @@ def plot_deviation_scores(ax, scores):
     formula, bn = deviation_scores(scores), deviation_scores_by_bn(scores)
     ax.plot(scores, formula, "o", color=COLORS["plain"], markersize=8, label="formula: 50 + 10·z")
     ax.plot(scores, bn, "x", color=COLORS["bn"], markersize=6, label="bnlib.batchnorm_forward, γ=10, β=50")
-    for level, text in ((50, "class mean"), (60, "mean + 1 SD"), (40, "mean − 1 SD")):
+    for level, text in ((50, "class mean μ"), (60, "μ + σ"), (40, "μ − σ")):
         ax.axhline(level, color=COLORS["grey"], linewidth=0.8, linestyle=":")
-        ax.text(scores.min(), level + 0.6, text, color=COLORS["grey"], fontsize=8)
+        ax.text(scores.min(), level + 0.6, text, color=COLORS["grey"], fontsize=9)
     ax.set_xlabel("test score (points out of 100)")
     ax.set_ylabel("deviation score")
-    ax.set_title("Deviation scores are batch norm with γ = 10, β = 50")
-    ax.legend(loc="lower right")
+    ax.set_title("Deviation scores are batch norm with γ = 10, β = 50\n(every × sits on a ●)")
+    ax.legend(loc="lower right", fontsize=9)
+
+
+def deviation_figure(scores):
+    """plot_deviation_scores in a figure of its own (plots.new_figure: no ipympl toolbar)."""
+    fig, ax = new_figure(width=7.0, height=4.0)
+    plot_deviation_scores(ax, scores)
+    return fig
 
 
 # --------------------------------------------------------------------------- the learner's forward pass
@@ -91,6 +98,10 @@ def wrong_forward_answers(x, gamma, beta, eps=1e-5):
          "not np.sqrt(σ²) + eps"),
         (gamma * xc / (var + eps) + beta,
          "the square root is missing: divide by the standard deviation √(σ² + ε), not by the variance"),
+        (gamma * (x - x.mean()) / np.sqrt(x.var() + eps) + beta,
+         "you averaged over the whole array; use axis=0 so each feature (column) gets its own μ and σ²"),
+        (gamma * xc / np.sqrt((xc ** 2).mean() + eps) + beta,
+         "your variance is taken over the whole array; use axis=0 so each feature (column) gets its own σ²"),
         (gamma * x_hat_rows + beta,
          "your mean and variance run over axis 1 (the features of each sample). Batch norm averages "
          "over the batch: axis=0, so μ has one value per feature, shape (D,)"),
@@ -197,7 +208,7 @@ def constant_pixels(data, batch_size=60, seed=0):
     return x, constant
 
 
-def normalise_without_eps(x):
+def normalize_without_eps(x):
     """x̂ = (x − μ) / √σ² with no ε (bnlib refuses ε = 0). A constant feature gives 0/0 = NaN;
     numpy's warning about it is silenced here so the notebook output stays readable."""
     mu, var = x.mean(axis=0), x.var(axis=0)
@@ -207,7 +218,7 @@ def normalise_without_eps(x):
 
 # --------------------------------------------------------------------------- the backward pass
 GRAPH_NODES = [  # (name, formula, position (column, row))
-    ("x", "x\n(N, D)", (0.0, 0.0)),
+    ("x", "x\n(one column:\nN values)", (0.0, 0.0)),
     ("mu", "μ = mean(x)", (1.0, 1.0)),
     ("xc", "xc = x − μ", (2.0, 0.0)),
     ("var", "σ² = mean(xc²)", (3.0, -1.0)),
@@ -220,27 +231,52 @@ GRAPH_EDGES = [("x", "mu"), ("x", "xc"), ("mu", "xc"), ("xc", "var"), ("var", "i
                ("xc", "xhat"), ("inv", "xhat"), ("xhat", "y"), ("gb", "y")]
 
 
+GRAPH_COLORS = {"data": COLORS["bn"], "step": COLORS["layer"], "param": COLORS["plain"],
+                "backward": COLORS["instance"]}
+
+
+def _node_color(name):
+    return GRAPH_COLORS["data"] if name in ("x", "y") else (
+        GRAPH_COLORS["param"] if name == "gb" else GRAPH_COLORS["step"])
+
+
 def draw_graph(ax):
-    """The forward computational graph of batch norm: boxes are nodes, arrows carry values
-    forward (left to right); the backward pass sends gradients along the same arrows in reverse."""
+    """The forward computational graph of batch norm for one feature (one column of N values):
+    boxes are nodes, arrows carry values forward (left to right); the backward pass sends
+    gradients along the same arrows in reverse. Box colours: input and output (blue), the
+    intermediate steps (green), the learned parameters (orange)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     boxes = {}
     for name, text, (cx, cy) in GRAPH_NODES:
-        color = COLORS["bn"] if name in ("x", "y") else (COLORS["plain"] if name == "gb" else COLORS["layer"])
         boxes[name] = ax.text(cx, cy, text, ha="center", va="center", fontsize=10, zorder=3,
-                              bbox=dict(boxstyle="round,pad=0.45", facecolor="white", edgecolor=color,
+                              bbox=dict(boxstyle="round,pad=0.45", facecolor="white", edgecolor=_node_color(name),
                                         linewidth=1.8))
     for a, b in GRAPH_EDGES:                 # arrows from box edge to box edge
         ax.annotate("", xy=(0.5, 0.5), xycoords=boxes[b], xytext=(0.5, 0.5), textcoords=boxes[a],
                     arrowprops=dict(arrowstyle="-|>", color=COLORS["grey"], lw=1.4, shrinkA=3, shrinkB=3,
                                     patchA=boxes[a].get_bbox_patch(), patchB=boxes[b].get_bbox_patch()))
     ax.annotate("", xy=(0.3, -1.75), xytext=(6.3, -1.75),
-                arrowprops=dict(arrowstyle="-|>", color=COLORS["instance"], lw=1.6, linestyle="--"))
+                arrowprops=dict(arrowstyle="-|>", color=GRAPH_COLORS["backward"], lw=1.6, linestyle="--"))
     ax.text(3.3, -1.6, "backward pass: gradients flow right to left, through every arrow",
-            ha="center", va="bottom", fontsize=9, color=COLORS["instance"])
+            ha="center", va="bottom", fontsize=9, color=GRAPH_COLORS["backward"])
+    handles = [Patch(facecolor="white", edgecolor=GRAPH_COLORS["data"], linewidth=1.8, label="BN's input and output"),
+               Patch(facecolor="white", edgecolor=GRAPH_COLORS["step"], linewidth=1.8, label="intermediate step"),
+               Patch(facecolor="white", edgecolor=GRAPH_COLORS["param"], linewidth=1.8, label="learned parameters"),
+               Line2D([], [], color=COLORS["grey"], lw=1.4, label="forward: a value flows along the arrow")]
+    ax.legend(handles=handles, loc="upper center", ncol=2, fontsize=9, frameon=False)
     ax.set_xlim(-0.6, 7.3)
-    ax.set_ylim(-2.0, 1.5)
+    ax.set_ylim(-2.0, 2.45)
     ax.axis("off")
     ax.set_title("Batch norm as a computational graph (one feature; means run over the batch)")
+
+
+def graph_figure():
+    """draw_graph in a figure of its own (plots.new_figure: no ipympl toolbar)."""
+    fig, ax = new_figure(width=10.0, height=4.2)
+    draw_graph(ax)
+    return fig
 
 
 def backward_test_case(n=8, d=3, seed=1):
@@ -301,7 +337,7 @@ def check_top_deviation_score(answer):
     check(answer, 50 + 10 * (top - mu) / sd, "偏差値 of the top student", wrong=[
         (50 + 10 * (top - mu) / sd1, "you used the standard deviation that divides by N − 1 (ddof=1). "
                                      "Here, as in batch norm, divide by N: np.std(scores)"),
-        ((top - mu) / sd, "that is z, the standardised score. The 偏差値 is 50 + 10 · z"),
+        ((top - mu) / sd, "that is z, the standardized score. The 偏差値 is 50 + 10 · z"),
         (10 * (top - mu) / sd, "you scaled by 10 (γ) but did not add 50 (β)"),
         (50 + (top - mu) / sd, "you added 50 (β) but did not multiply z by 10 (γ)"),
         (50 + 10 * (top - mu) / sd ** 2, "you divided by the variance σ²; divide by the standard deviation σ"),
@@ -341,13 +377,17 @@ def check_closed_form_dx(answer):
     inv = 1.0 / np.sqrt(var + eps)
     m_dy, m_dyx = dy.mean(axis=0), (dy * x_hat).mean(axis=0)
     expected = gamma * inv * (dy - m_dy - x_hat * m_dyx)
+    product_of_means = m_dy * x_hat.mean(axis=0)          # ≈ 0, because mean(x̂) = 0
     check(answer, expected, "dx", wrong=[
         (inv * (dy - m_dy - x_hat * m_dyx), "γ is missing: the gradient reaching x̂ is γ · dy"),
-        (gamma * inv * (dy - m_dy), "the last term is missing: − x̂ · mean(dy · x̂) (it comes from σ² "
-                                    "depending on x)"),
+        (gamma * inv * (dy - m_dy - x_hat * product_of_means),
+         "the last term is zero or missing. It is − x̂ · mean(dy · x̂), and mean(dy · x̂) is the mean of "
+         "the product, not the product of the means (mean(x̂) is 0, so that product vanishes)"),
         (gamma * inv * (dy - x_hat * m_dyx), "the term − mean(dy) is missing (it comes from μ depending on x)"),
         (gamma * inv * (dy - n * m_dy - x_hat * n * m_dyx), "use means (divide by N), not sums"),
         (gamma / (var + eps) * (dy - m_dy - x_hat * m_dyx), "divide by √(σ² + ε), not by σ² + ε"),
+        (gamma * inv * (dy - dy.mean() - x_hat * (dy * x_hat).mean()),
+         "you averaged over the whole array; use axis=0 so each feature (column) gets its own means"),
         (gamma * inv * (dy - dy.mean(axis=1, keepdims=True) - x_hat * (dy * x_hat).mean(axis=1, keepdims=True)),
          "the means run over the batch: axis=0, not axis=1"),
     ])

@@ -1,11 +1,11 @@
 """Lesson 03 — γ and β: where batch norm puts the sigmoid's inputs, and what training chooses.
 
-Notation (the notebook's): z is a batch of pre-activations, shape (N, D) (N samples, D units).
-Per unit, batch norm computes
+Notation (the notebook's): z is a batch of pre-activations (BN's input), shape (N, D)
+(N samples, D units). Per unit, batch norm computes
 
-    x̂ = (z − μ) / √(σ² + ε)            (μ, σ²: mean and biased variance over the batch)
-    y = γ x̂ + β                         (what the sigmoid receives)
-    s = σ(y) = 1 / (1 + e^(−y))         (the sigmoid's output)
+    x̂ = (z − μ) / √(σ² + ε)            normalized z (μ, σ²: mean and biased variance over the batch)
+    y = γ x̂ + β                         BN's output = what the sigmoid receives
+    s = σ(y) = 1 / (1 + e^(−y))         the sigmoid's output
 
 Regions of the sigmoid used throughout (y is the sigmoid's input):
     near-linear middle   |y| ≤ 1          the slope σ'(y) stays above 3/4 of its top value 1/4,
@@ -20,7 +20,7 @@ from ..checks import check
 from ..data import load_mnist5k
 from ..model import MLP
 from ..norm import batchnorm_forward
-from ..plots import COLORS, CYCLE, new_figure
+from ..plots import COLORS, new_figure
 from ..train import train
 from ..widgets import Dashboard
 
@@ -38,13 +38,13 @@ def sigmoid(y):
 # --------------------------------------------------------------------------- a real batch
 def first_layer_preactivations(n=500, seed=0):
     """z = x W + b of the first hidden layer of the BN paper's network (784-100-..., untrained,
-    Xavier initialisation, `seed`) for the first n MNIST-5k test images. Shape (n, 100), float64."""
+    Xavier initialization, `seed`) for the first n MNIST-5k test images. Shape (n, 100), float64."""
     data = load_mnist5k()
     model = MLP(SIZES, activation="sigmoid", seed=seed)
     return model.layers[0].forward(data.x_test[:n]).astype(np.float64)
 
 
-def normalise(z, eps=1e-5):
+def normalize(z, eps=1e-5):
     """x̂ = (z − μ)/√(σ² + ε) per unit (column) of z: (N, D)."""
     mu, var = z.mean(axis=0), z.var(axis=0)
     return (z - mu) / np.sqrt(var + eps)
@@ -52,20 +52,22 @@ def normalise(z, eps=1e-5):
 
 def region_fractions(y):
     """Where the sigmoid inputs y (any shape) land. Returns a dict:
-    middle (fraction with |y| ≤ 1), saturated (fraction with σ(y) < 0.05 or > 0.95),
-    p15, p50, p85 (percentiles of y), r2 (how well a straight line fits σ(y) against y:
-    1.0 means the sigmoid acts exactly like a linear function on these values)."""
+    middle (fraction with |y| ≤ 1), saturated (fraction with σ(y) < 0.05 or > 0.95), of which
+    low (σ(y) < 0.05) and high (σ(y) > 0.95); p15, p50, p85 (percentiles of y); r2 (how well a
+    straight line fits σ(y) against y: 1.0 means the sigmoid acts exactly like a linear function
+    on these values)."""
     y = np.ravel(y)
     s = sigmoid(y)
     p15, p50, p85 = np.percentile(y, (15, 50, 85))
     r = np.corrcoef(y, s)[0, 1] if y.std() > 0 and s.std() > 0 else 1.0
-    return dict(middle=float(np.mean(np.abs(y) <= MIDDLE)), saturated=float(np.mean(np.abs(y) > SATURATED)),
+    low, high = float(np.mean(y < -SATURATED)), float(np.mean(y > SATURATED))
+    return dict(middle=float(np.mean(np.abs(y) <= MIDDLE)), saturated=low + high, low=low, high=high,
                 p15=float(p15), p50=float(p50), p85=float(p85), r2=float(r * r))
 
 
 def saturated_fraction(z, gamma, beta=0.0, eps=1e-5):
-    """Fraction of y = γ x̂ + β (x̂: z normalised per unit) in the sigmoid's saturated tails."""
-    return region_fractions(gamma * normalise(z, eps) + beta)["saturated"]
+    """Fraction of y = γ x̂ + β (x̂: z normalized per unit) in the sigmoid's saturated tails."""
+    return region_fractions(gamma * normalize(z, eps) + beta)["saturated"]
 
 
 def summary_line(gamma, beta, eps, f):
@@ -75,19 +77,26 @@ def summary_line(gamma, beta, eps, f):
 
 
 # --------------------------------------------------------------------------- the dashboard
+SHADE = {"tails": dict(color=COLORS["grey"], alpha=0.32, linewidth=0),
+         "middle": dict(color=COLORS["layer"], alpha=0.25, linewidth=0)}
+
+
 def _shade_regions(ax):
-    ax.axvspan(-8, -SATURATED, color=COLORS["grey"], alpha=0.18, linewidth=0, label="saturated tails")
-    ax.axvspan(SATURATED, 8, color=COLORS["grey"], alpha=0.18, linewidth=0)
-    ax.axvspan(-MIDDLE, MIDDLE, color=COLORS["layer"], alpha=0.15, linewidth=0, label="near-linear middle")
+    ax.axvspan(-8, -SATURATED, **SHADE["tails"])
+    ax.axvspan(SATURATED, 8, **SHADE["tails"])
+    ax.axvspan(-MIDDLE, MIDDLE, **SHADE["middle"])
 
 
 def sigmoid_dashboard(z, n_points=300):
-    """Sliders for γ, β and ε on the batch z: (N, D) of pre-activations feeding a sigmoid.
+    """Sliders for γ, β and ε on the batch z: (N, D) of pre-activations (BN's input).
 
-    Left: histogram of y = γ x̂ + β. Middle: the sigmoid curve, its near-linear middle and
-    saturated tails shaded, a sample of the values as dots and their 15–85th percentile span
-    as a thick stretch of the curve. Right: histogram of σ(y). Returns a bnlib Dashboard.
+    Left: histogram of y = γ x̂ + β (BN's output, the sigmoid's input). Middle: the sigmoid
+    curve, its near-linear middle and saturated tails shaded, a sample of the values as dots and
+    their 15–85th percentile span as a thick stretch of the curve. Right: histogram of σ(y), with
+    the saturated outputs (σ < 0.05 or > 0.95) shaded. Returns a bnlib Dashboard.
     """
+    from matplotlib.patches import Patch
+
     z = np.asarray(z, dtype=np.float64)
     mu, var = z.mean(axis=0), z.var(axis=0)
     zc = (z - mu).ravel()                                   # precomputed: a slider only rescales it
@@ -97,29 +106,33 @@ def sigmoid_dashboard(z, n_points=300):
     s_edges = np.linspace(0, 1, 41)
     curve_y = np.linspace(-8, 8, 400)
 
-    fig, (ax_y, ax_c, ax_s) = new_figure(1, 3, width=11.5, height=3.6)
+    fig, (ax_y, ax_c, ax_s) = new_figure(1, 3, width=12.0, height=4.1,
+                                         margins=(0.055, 0.99, 0.2, 0.8, 0.3, 0))
     for ax in (ax_y, ax_c):
         _shade_regions(ax)
-    hist_y = ax_y.stairs(np.zeros(64), y_edges, fill=True, color=COLORS["bn"], alpha=0.7, label="y = γx̂ + β")
-    ax_y.set(xlim=(-8, 8), xlabel="sigmoid input y (values beyond ±8 in the end bins)",
+    fig.legend(handles=[Patch(**SHADE["middle"], label="near-linear middle: |y| ≤ 1"),
+                        Patch(**SHADE["tails"], label="saturated tails: σ(y) < 0.05 or > 0.95 (|y| > 2.94)")],
+               loc="upper center", ncol=2, fontsize=10, frameon=False)
+    hist_y = ax_y.stairs(np.zeros(64), y_edges, fill=True, color=COLORS["bn"], alpha=0.75, label="y = γx̂ + β")
+    ax_y.set(xlim=(-8, 8), xlabel="sigmoid input y\n(values beyond ±8 are counted in the first/last bar)",
              ylabel="fraction of values per bin", title="What the sigmoid receives")
-    ax_y.legend(loc="upper left", fontsize=8)
+    ax_y.legend(loc="upper left", fontsize=9)
 
-    ax_c.plot(curve_y, sigmoid(curve_y), color=COLORS["black"], linewidth=1.2, label="σ(y)")
-    dots = ax_c.scatter(np.zeros(n_points), np.zeros(n_points), s=7, color=COLORS["plain"], alpha=0.6,
-                        zorder=3, label=f"{n_points} of the values")
-    (span,) = ax_c.plot([], [], color=COLORS["bn"], linewidth=5, alpha=0.85, solid_capstyle="butt",
-                        zorder=4, label="15–85th percentile of y")
+    ax_c.plot(curve_y, sigmoid(curve_y), color=COLORS["black"], linewidth=1.2, zorder=2, label="σ(y)")
+    (span,) = ax_c.plot([], [], color=COLORS["bn"], linewidth=10, alpha=0.45, solid_capstyle="butt",
+                        zorder=3, label="15–85th percentile of y")
+    dots = ax_c.scatter(np.zeros(n_points), np.zeros(n_points), s=15, color=COLORS["plain"], alpha=0.8,
+                        edgecolors="none", zorder=4, label=f"{n_points} of the values")
     ax_c.set(xlim=(-8, 8), ylim=(-0.03, 1.03), xlabel="sigmoid input y", ylabel="sigmoid output σ(y)",
-             title="Where the values land on σ")
-    ax_c.legend(loc="lower right", fontsize=7)
+             title="Where the values land on the sigmoid")
+    ax_c.legend(loc="upper left", fontsize=9)
 
-    hist_s = ax_s.stairs(np.zeros(40), s_edges, fill=True, color=COLORS["layer"], alpha=0.7, label="σ(y)")
-    ax_s.axvspan(0, 0.05, color=COLORS["grey"], alpha=0.18, linewidth=0)
-    ax_s.axvspan(0.95, 1, color=COLORS["grey"], alpha=0.18, linewidth=0)
+    hist_s = ax_s.stairs(np.zeros(40), s_edges, fill=True, color=COLORS["layer"], alpha=0.75, label="σ(y)")
+    ax_s.axvspan(0, 0.05, **SHADE["tails"], label="saturated output")
+    ax_s.axvspan(0.95, 1, **SHADE["tails"])
     ax_s.set(xlim=(0, 1), xlabel="sigmoid output σ(y)", ylabel="fraction of values per bin",
              title="What the sigmoid sends on")
-    ax_s.legend(loc="upper center", fontsize=8)
+    ax_s.legend(loc="upper center", fontsize=9)
 
     def update(gamma, beta, eps):
         y = gamma * zc / np.sqrt(var_b + eps) + beta
@@ -128,8 +141,8 @@ def sigmoid_dashboard(z, n_points=300):
         h_s = np.histogram(sigmoid(y), s_edges)[0] / y.size
         hist_y.set_data(h_y)
         hist_s.set_data(h_s)
-        ax_y.set_ylim(0, 1.1 * h_y.max())
-        ax_s.set_ylim(0, 1.1 * h_s.max())
+        ax_y.set_ylim(0, 1.3 * h_y.max())                   # headroom for the legend
+        ax_s.set_ylim(0, 1.3 * h_s.max())
         stretch = np.linspace(f["p15"], f["p85"], 50)
         span.set_data(stretch, sigmoid(stretch))
         dots.set_offsets(np.column_stack([y[sample], sigmoid(y[sample])]))
@@ -170,19 +183,44 @@ def learned_parameters(model):
     return [(bn.gamma.astype(np.float64), bn.beta.astype(np.float64)) for bn in model.norm_layers()]
 
 
+LAYER_COLORS = (COLORS["bn"], COLORS["layer"], COLORS["group"])   # not orange: orange means "without BN"
+
+
 def plot_learned(ax_gamma, ax_beta, model):
     """Each layer's learned γ (left) and β (right), sorted from smallest to largest, against the
-    start values γ = 1, β = 0."""
-    for l, (gamma, beta) in enumerate(learned_parameters(model)):
+    start values γ = 1, β = 0. One line per hidden layer: its 100 values in increasing order."""
+    for i, (gamma, beta) in enumerate(learned_parameters(model)):
         rank = np.arange(1, gamma.size + 1)
-        ax_gamma.plot(rank, np.sort(gamma), color=CYCLE[l], linewidth=2, label=f"hidden layer {l + 1}")
-        ax_beta.plot(rank, np.sort(beta), color=CYCLE[l], linewidth=2, label=f"hidden layer {l + 1}")
+        color = LAYER_COLORS[i % len(LAYER_COLORS)]
+        ax_gamma.plot(rank, np.sort(gamma), color=color, linewidth=2, label=f"hidden layer {i + 1}")
+        ax_beta.plot(rank, np.sort(beta), color=color, linewidth=2, label=f"hidden layer {i + 1}")
     ax_gamma.axhline(1.0, color=COLORS["grey"], linestyle="--", linewidth=1, label="start value γ = 1")
     ax_beta.axhline(0.0, color=COLORS["grey"], linestyle="--", linewidth=1, label="start value β = 0")
-    ax_gamma.set(xlabel="unit, sorted by its γ", ylabel="learned γ", title="Learned γ per layer")
-    ax_beta.set(xlabel="unit, sorted by its β", ylabel="learned β", title="Learned β per layer")
-    ax_gamma.legend(fontsize=8)
-    ax_beta.legend(fontsize=8)
+    ax_gamma.set(xlabel="unit, sorted by its γ (smallest first)", ylabel="learned γ", title="Learned γ per layer")
+    ax_beta.set(xlabel="unit, sorted by its β (smallest first)", ylabel="learned β", title="Learned β per layer")
+    ax_gamma.legend(fontsize=9)
+    ax_beta.legend(fontsize=9)
+
+
+def learned_figure(model):
+    """plot_learned in a figure of its own (plots.new_figure: no ipympl toolbar)."""
+    fig, (ax_gamma, ax_beta) = new_figure(1, 2, width=10.0, height=3.8)
+    plot_learned(ax_gamma, ax_beta, model)
+    return fig
+
+
+def parameter_lines(params, report):
+    """Text, one block per hidden layer: the learned γ and β (range and mean) from
+    learned_parameters(model), and where the sigmoid inputs land with γ = 1, β = 0 (x̂) and with
+    the learned γ, β, from layer_report(model, x)."""
+    lines = []
+    for i, ((g, b), (fixed, learned)) in enumerate(zip(params, report)):
+        lines.append(f"hidden layer {i + 1}: γ from {g.min():.2f} to {g.max():.2f} (mean {g.mean():.2f}), "
+                     f"β from {b.min():+.2f} to {b.max():+.2f} (mean {b.mean():+.2f})")
+        lines.append(f"   γ = 1, β = 0 → learned γ, β:  saturated {fixed['saturated']:.1%} → "
+                     f"{learned['saturated']:.1%},  middle {fixed['middle']:.0%} → {learned['middle']:.0%},  "
+                     f"R² {fixed['r2']:.3f} → {learned['r2']:.3f}")
+    return "\n".join(lines)
 
 
 def sigmoid_inputs(model, x):
@@ -225,7 +263,8 @@ def check_affine(answer):
     zc = z - z.mean()
     x_hat = zc / np.sqrt(z.var() + eps)
     check(answer, gamma * x_hat + beta, "y = γ x̂ + β", wrong=[
-        (gamma * z + beta, "normalise first: x̂ = (z − μ)/√(σ² + ε), then y = γ x̂ + β"),
+        (gamma * z + beta, "normalize first: x̂ = (z − μ)/√(σ² + ε), then y = γ x̂ + β"),
+        (gamma * x_hat - beta, "β = −1: subtract 1, don't add it"),
         (gamma * zc / np.sqrt(z.var(ddof=1) + eps) + beta, "divide by N in the variance (np.var's default), "
                                                           "not N − 1"),
         (beta * x_hat + gamma, "γ and β are swapped: y = γ · x̂ + β with γ = 2, β = −1"),
@@ -262,17 +301,19 @@ def check_undo(gamma, beta):
 
 
 def check_median_beta(answer):
-    """Exercise 3: with γ = 1 and median x̂ = 0, the β that puts the median σ(y) at 0.9: β = ln 9."""
+    """Exercise 3: with γ = 1 and median x̂ = 0, the β that puts the median σ(y) at 0.9: β = ln 9
+    (to three decimals: within 0.001)."""
     check(answer, np.log(9.0), "β for a median output of 0.9", wrong=[
         (0.9, "0.9 is the output you want; β is the input y with σ(y) = 0.9. Solve 1/(1 + e^(−β)) = 0.9"),
         (-np.log(9.0), "check the sign: σ(β) = 0.9 > 0.5 needs β > 0"),
-        (np.log(0.9), "solve 1/(1 + e^(−β)) = 0.9: e^(−β) = 1/9, so β = ln 9"),
-    ], rtol=1e-3)
+        (np.log(0.9), "ln 0.9 is not it: solve 1/(1 + e^(−β)) = 0.9 for e^(−β) first, then take the logarithm"),
+        (-np.log(0.9), "solve 1/(1 + e^(−β)) = 0.9 for e^(−β) first, then take the logarithm"),
+    ], rtol=0, atol=1e-3)
 
 
 def gamma_for_saturation(z, target=0.10, eps=1e-5, one_tail=False):
     """The smallest γ (β = 0) with at least `target` of the values γx̂ in the saturated tails."""
-    x_hat = normalise(z, eps).ravel()
+    x_hat = normalize(z, eps).ravel()
     size = np.abs(x_hat) if not one_tail else x_hat
     k = int(np.ceil(target * x_hat.size))            # need k values beyond the threshold
     kth_largest = np.sort(size)[-k]

@@ -18,7 +18,7 @@ import matplotlib
 import numpy as np
 
 from .. import plots
-from ..checks import check
+from ..checks import NotYet, check
 from ..widgets import Dashboard
 
 MIN_PYTHON = (3, 11)
@@ -26,9 +26,10 @@ MIN_PYTHON = (3, 11)
 KERNEL_PACKAGES = {"numpy": "2.0", "matplotlib": "3.8", "ipywidgets": "8.0", "ipympl": "0.9"}
 SERVER_PACKAGES = ("jupyterlab",)
 REQUIREMENTS = Path(__file__).resolve().parents[2] / "requirements.txt"
-FRONTEND_NOTE = ("Widgets are drawn by the browser, which Python cannot see: move the slider below. If you see "
-                 "'Error displaying widget' or plain text instead of a slider, use JupyterLab 4 from this "
-                 "repository's requirements (make lab), restart the kernel, and reload the page.")
+FRONTEND_NOTE = ("Something is missing or too old (see the ✗ lines above). Install the pinned requirements "
+                 "(make lab, or the commands under 'How to run the notebooks'), restart the kernel, and "
+                 "reload the page. If a slider below shows 'Error displaying widget' or plain text, see "
+                 "'If you do not see a slider'.")
 
 
 def _version_tuple(text):
@@ -96,7 +97,8 @@ def environment_report(pins=None):
           f"{'✓ interactive figures (ipympl)' if interactive else '✗ run the first code cell (%matplotlib widget)'}")
     if not interactive:
         problems.append(f"matplotlib backend is {backend!r}, not the widget backend")
-    print(FRONTEND_NOTE)
+    if problems:                                          # troubleshooting only when something failed
+        print(FRONTEND_NOTE)
     return problems
 
 
@@ -121,14 +123,14 @@ def sigmoid(x):
 def figure_check():
     """A tiny interactive figure: a dot that follows a slider along the sigmoid curve."""
     x = np.linspace(-6, 6, 200)
-    fig, ax = plots.new_figure(width=5.0, height=2.4)
+    fig, ax = plots.new_figure(width=6.5, height=3.0, margins=(0.1, 0.98, 0.17, 0.9, 0, 0))
     ax.plot(x, sigmoid(x), color=plots.COLORS["grey"], label=r"$\sigma(x) = 1\,/\,(1 + e^{-x})$")
     (dot,) = ax.plot([0.0], [0.5], "o", color=plots.COLORS["bn"], markersize=9, label="the slider's x")
     ax.set_xlabel("x")
     ax.set_ylabel("σ(x)")
     ax.set_title("Does the dot follow the slider?")
     ax.set_ylim(-0.05, 1.05)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper left", fontsize=9)
 
     def update(x):
         y = float(sigmoid(x))
@@ -146,34 +148,55 @@ EXERCISE_VALUES = np.array([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0])
 
 
 # Each check prints ✓, "not attempted" (answer left as ...) or raises NotYet with a hint.
+def _require_number(answer, name):
+    """Text such as "75" is not a number, even though numpy would convert it: say so clearly.
+    (A candidate for bnlib.checks.check itself.)"""
+    if isinstance(answer, (str, bytes)):
+        raise NotYet(f"{name}: not yet — your answer {answer!r} is text (a string), not a number. "
+                     f"Remove the quotes, or let Python compute it (for example with np.mean)")
+
+
 def check_demo(answer):
     """The worked example: the mean of DEMO_SCORES (2, 4, 9) is 5."""
     x = DEMO_SCORES
-    check(answer, x.mean(), "demo — the mean of 2, 4 and 9",
-                 wrong=[(x.sum(), "that is the sum; divide it by how many numbers there are (3)"),
-                        (np.median(x), "that is the median (the middle value); the mean adds them all "
-                                       "and divides by how many there are")])
+    name = "demo — the mean of 2, 4 and 9"
+    _require_number(answer, name)
+    check(answer, x.mean(), name,
+          wrong=[(x.sum(), "that is the sum; divide it by how many numbers there are (3)"),
+                 (np.median(x), "that is the median (the middle value); the mean adds them all "
+                                "and divides by how many there are")])
 
 
 def check_mean(answer):
     """Exercise 1: the mean μ of EXERCISE_SCORES (55, 70, 85, 90)."""
     x = EXERCISE_SCORES
-    check(answer, x.mean(), "exercise 1 — the mean μ",
-                 wrong=[(x.sum(), "that is the sum; divide it by N, the number of values (4)"),
-                        (np.median(x), "that is the median (the middle value); the mean is the sum "
-                                       "divided by N"),
-                        (x.sum() / (len(x) - 1), "you divided by N − 1 = 3; the mean divides by N = 4")])
+    name = "exercise 1 — the mean μ"
+    _require_number(answer, name)
+    check(answer, x.mean(), name,
+          wrong=[(x.sum(), "that is the sum; divide it by N, the number of values (4)"),
+                 (np.median(x), "that is the median (the middle value); the mean is the sum "
+                                "divided by N"),
+                 (x.sum() / (len(x) - 1), "you divided by N − 1 = 3; the mean divides by N = 4")])
 
 
 def check_std(answer):
     """Exercise 2: the standard deviation σ = √( (1/N) Σ (xᵢ − μ)² ) of EXERCISE_VALUES."""
     x = EXERCISE_VALUES
-    check(answer, x.std(), "exercise 2 — the standard deviation σ",
-                 wrong=[(x.std(ddof=1), "you divided by N − 1 (7). In this series σ divides by N (8), "
-                                        "as np.std does by default and as batch norm does in training"),
-                        (x.var(), "that is the variance σ²; the standard deviation is its square root"),
-                        (x.var(ddof=1), "that is the variance, and divided by N − 1: take the square "
-                                        "root, and divide by N (8)"),
-                        (np.abs(x - x.mean()).mean(), "that is the mean distance from μ; square the "
-                                                      "distances first, average them, then take the "
-                                                      "square root")])
+    squares = (x - x.mean()) ** 2
+    name = "exercise 2 — the standard deviation σ"
+    _require_number(answer, name)
+    check(answer, x.std(), name,
+          wrong=[(x.std(ddof=1), "you divided by N − 1 (7). In this series σ divides by N (8), "
+                                 "as np.std does by default and as batch norm does in training"),
+                 (x.var(), "that is the variance σ²; the standard deviation is its square root"),
+                 (x.var(ddof=1), "that is the variance, and divided by N − 1: take the square "
+                                 "root, and divide by N (8)"),
+                 (np.sqrt(squares.sum()), "divide the sum of squares by N (8) before the square root"),
+                 (squares.sum(), "that is the sum of the squares: divide it by N (8), then take the "
+                                 "square root"),
+                 (np.sqrt(np.mean(x ** 2)), "subtract μ from each value first, then square"),
+                 (np.sqrt(np.sum(x ** 2)), "subtract μ from each value first, and divide the sum of "
+                                           "squares by N (8) before the square root"),
+                 (np.abs(x - x.mean()).mean(), "that is the mean distance from μ; square the "
+                                               "distances first, average them, then take the "
+                                               "square root")])

@@ -44,6 +44,9 @@ def check(answer, expected, name, wrong=(), rtol=1e-4, atol=1e-6):
     if answer is None or answer is Ellipsis:
         print(f"… {name}: not attempted yet — replace the ... with your answer and run the cell again")
         return False
+    if isinstance(answer, (str, bytes)):          # numpy would quietly turn "75" into 75
+        raise NotYet(f"{name}: not yet — your answer {answer!r} is text (a string), not a number. "
+                     f"Remove the quotes, or let Python compute it (for example with np.mean)")
     if _close(answer, expected, rtol, atol):
         print(f"✓ {name}: correct")
         return True

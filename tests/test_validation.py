@@ -138,3 +138,10 @@ def test_backward_after_eval_forward_is_refused():
     bn.eval()
     bn.forward(X)
     raises(RuntimeError, r"call .train\(\) first", bn.backward, X)
+
+
+def test_check_rejects_text_answers_and_skips_unattempted(capsys):
+    with pytest.raises(bnlib.checks.NotYet, match="is text"):
+        bnlib.check("75", 75.0, "x")
+    assert bnlib.check(..., 75.0, "x") is False
+    assert "not attempted" in capsys.readouterr().out

@@ -57,11 +57,14 @@ def check(answer, expected, name, wrong=(), rtol=1e-4, atol=1e-6):
         if _close(answer, value, rtol, atol):
             raise NotYet(f"{name}: not yet — {hint}")
     try:
-        off = float(np.max(np.abs(np.asarray(answer, dtype=np.float64) - np.asarray(expected, dtype=np.float64))))
-        detail = f"your answer differs from the correct value by up to {off:.4g}"
+        diff = np.asarray(answer, dtype=np.float64) - np.asarray(expected, dtype=np.float64)
+        if diff.size == 1:                       # for one number, how far off would give it away
+            detail = "your answer is too " + ("high" if diff.item() > 0 else "low")
+        else:
+            detail = f"{np.mean(~np.isclose(diff, 0, rtol=0, atol=atol)):.0%} of the values differ from the correct ones"
     except (TypeError, ValueError):
         detail = f"your answer is a {type(answer).__name__}, not a number or array"
-    # the expected value is not shown: it would give the answer away
+    # neither the expected value nor the distance to it is shown: either would give the answer away
     raise NotYet(f"{name}: not yet — {detail}; re-read the instructions and try again")
 
 

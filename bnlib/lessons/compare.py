@@ -1,0 +1,401 @@
+"""Lesson 04 — with and without batch norm: the BN paper's Figure 1 on MNIST-5k, then the three
+merits the source article claims, each as a small experiment.
+
+    runs = compare.figure1_runs(data)        # {"plain": History, "bn": History}: lr 0.1, 1,000 steps
+    compare.figure1(runs)                    # (a) test accuracy, (b)/(c) percentile bands
+    grid = compare.lr_grid(data, reuse=runs) # {(lr, kind): History} for LRS × KINDS, 200 steps each
+    compare.sweep_table(grid)                # accuracy after 200 steps, and how each run ended
+    compare.lr_dashboard(grid).show()        # lr slider + BN on/off: the sweep and swapped curves
+    sweep = compare.init_sweep(data)         # {(std, kind): History} for INIT_STDS × KINDS
+    compare.gap_figure(runs)                 # train and test accuracy: the generalisation gap
+
+The two networks ("kinds") are the BN paper's MNIST network, 784-100-100-100-10 with sigmoid:
+    "plain":  z = h W + b,                                h' = sigmoid(z)
+    "bn":     u = h W + b,  z = γ (u − μ_B)/√(σ²_B + ε) + β,  h' = sigmoid(z)
+where μ_B and σ²_B are the mean and (biased) variance of u over the batch of m = 60 images.
+Everything is seeded: the same call gives the same numbers.
+"""
+from dataclasses import fields, replace
+
+import ipywidgets as widgets
+import numpy as np
+
+from .. import plots
+from ..checks import check
+from ..model import MLP
+from ..train import train
+from ..widgets import Dashboard
+
+SIZES = [784, 100, 100, 100, 10]     # the BN paper's MNIST network
+BATCH = 60                           # the BN paper's batch size
+KINDS = ("plain", "bn")
+LABELS = {"plain": "without BN", "bn": "with BN"}
+LRS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)      # half-decade steps on a log axis
+INIT_STDS = (0.01, 0.3, 1.0)                # std of the N(0, std²) initial weights
+GRID_STEPS = 200                             # steps per run of the learning-rate grid
+INIT_STEPS = 200                             # steps per run of the initialisation sweep
+CHANCE = 0.1                                 # 10 classes
+STALLED_BELOW = 0.2                          # a run that ends under 20% test accuracy "stalled"
+
+
+def network(kind, init="xavier", seed=0):
+    """The BN paper's MNIST network without ("plain") or with ("bn") batch norm before each sigmoid."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    return MLP(SIZES, activation="sigmoid", norm=None if kind == "plain" else "batch", init=init, seed=seed)
+
+
+def run_pair(data, lr, steps, record_every, probe_size=10, init="xavier", seed=0):
+    """Train both networks with the same data order, learning rate and steps: {kind: History}."""
+    return {kind: train(network(kind, init, seed), data, steps=steps, batch_size=BATCH, lr=lr,
+                        record_every=record_every, seed=seed, probe_size=probe_size, progress=False)
+            for kind in KINDS}
+
+
+# ---------------------------------------------------------------- Figure 1
+def figure1_runs(data, lr=0.1, steps=1000, record_every=50, probe_size=200, seed=0):
+    """The pair for Figure 1: plain SGD, batch 60, learning rate `lr`. Every `record_every` steps
+    each History stores test accuracy and, per hidden layer, percentiles of the sigmoid input z
+    over `probe_size` test images (for the bands of Figure 1(b, c))."""
+    return run_pair(data, lr, steps, record_every, probe_size, seed=seed)
+
+
+def record_index(history, step):
+    """Index of the record taken at `step` (raises if there is none)."""
+    where = np.flatnonzero(history.record_steps == step)
+    if not len(where):
+        raise ValueError(f"no record at step {step}; records: {history.record_steps.tolist()}")
+    return int(where[0])
+
+
+def accuracy_at(history, step):
+    """Test accuracy recorded at `step`."""
+    return float(history.test_acc[record_index(history, step)])
+
+
+def figure1(runs, layer=-1, unit=0):
+    """(a) test accuracy against step, both networks; (b) without BN and (c) with BN: the 15th,
+    50th and 85th percentiles of one sigmoid input z (last hidden layer, one unit), same y axis."""
+    fig, axes = plots.new_figure(1, 3, width=11.0, height=3.4)
+    ax_a, ax_b, ax_c = axes
+    plots.accuracy_curves(ax_a, {LABELS[k]: h for k, h in runs.items()})
+    for line, kind in zip(ax_a.get_lines(), runs):
+        line.set_color(plots.COLORS[kind])
+    ax_a.axhline(CHANCE, color=plots.COLORS["grey"], ls=":", label="chance (10 classes)")
+    ax_a.legend(loc="center right", bbox_to_anchor=(1.0, 0.68), fontsize=8)
+    ax_a.set_title("(a) test accuracy")
+    for ax, kind, tag in ((ax_b, "plain", "(b)"), (ax_c, "bn", "(c)")):
+        plots.percentile_bands(ax, runs[kind], layer=layer, unit=unit, color=plots.COLORS[kind],
+                               label=LABELS[kind])
+        ax.set_title(f"{tag} {LABELS[kind]}: one sigmoid input z")
+        ax.set_ylabel(f"z (last hidden layer, unit {unit})")
+        ax.legend(loc="lower left", fontsize=7, ncol=2)
+    low = min(ax_b.get_ylim()[0], ax_c.get_ylim()[0])
+    high = max(ax_b.get_ylim()[1], ax_c.get_ylim()[1])
+    for ax in (ax_b, ax_c):
+        ax.set_ylim(low - 0.45 * (high - low), high)       # room below the bands for the legend
+    lr = runs["plain"].config.get("lr")
+    fig.suptitle(f"The BN paper's Figure 1 on MNIST-5k (sigmoid, batch {BATCH}, SGD, learning rate {lr:g})")
+    return fig
+
+
+def band_numbers(history, layer=-1, unit=0):
+    """How one unit's band moves. width = 85th − 15th percentile of z at each record.
+    Returns width_start, width_min, width_max (after step 0), median_start, median_end, median_range."""
+    p = history.layers[layer].pre.unit_percentiles[:, unit, :]      # (R, 3)
+    width, median = p[:, 2] - p[:, 0], p[:, 1]
+    return dict(width_start=float(width[0]), width_min=float(width[1:].min()), width_max=float(width[1:].max()),
+                median_start=float(median[0]), median_end=float(median[-1]),
+                median_range=float(median.max() - median.min()))
+
+
+def band_growth_all_units(history, layer=-1):
+    """Per unit of the layer: (largest band width after step 0) / (band width at step 0)."""
+    p = history.layers[layer].pre.unit_percentiles                  # (R, units, 3)
+    width = p[:, :, 2] - p[:, :, 0]
+    return width[1:].max(axis=0) / width[0]
+
+
+# ---------------------------------------------------------------- merit 1: larger learning rates
+def truncate(history, steps):
+    """The first `steps` steps of a run, as a History of its own.
+
+    Training is seeded and recording never changes it, so the first 300 steps of a 1,000-step
+    run ARE the 300-step run with the same settings: no need to train them twice."""
+    if steps not in history.record_steps:
+        raise ValueError(f"the run has no record at step {steps}; records: {history.record_steps.tolist()}")
+    keep = history.record_steps <= steps
+
+    def cut_stats(stats):
+        return replace(stats, **{f.name: getattr(stats, f.name)[keep] for f in fields(stats) if f.name != "bin_edges"})
+
+    layers = [replace(layer, pre=cut_stats(layer.pre), act=cut_stats(layer.act), saturated=layer.saturated[keep])
+              for layer in history.layers]
+    return replace(history, steps=history.steps[:steps], loss=history.loss[:steps],
+                   record_steps=history.record_steps[keep], train_acc=history.train_acc[keep],
+                   test_acc=history.test_acc[keep], layers=layers, config={**history.config, "steps": steps})
+
+
+def lr_grid(data, lrs=LRS, steps=GRID_STEPS, record_every=50, seed=0, reuse=None):
+    """Both networks at every learning rate in `lrs`, `steps` steps each: {(lr, kind): History}.
+
+    Computed once, so the dashboard only swaps curves. A run stops early (History.diverged)
+    when its loss blows up; see bnlib.train. reuse: a longer pair of runs from `run_pair`
+    (e.g. Figure 1's) with the same seed and batch size; its learning rate is then cut out of
+    it with `truncate` instead of trained again."""
+    reused_lr = None if reuse is None else reuse["plain"].config["lr"]
+    grid = {}
+    for lr in lrs:
+        if lr == reused_lr and reuse["plain"].config["seed"] == seed:
+            pair = {kind: truncate(reuse[kind], steps) for kind in KINDS}
+        else:
+            pair = run_pair(data, lr, steps, record_every, probe_size=10, seed=seed)
+        for kind, h in pair.items():
+            grid[(lr, kind)] = h
+    return grid
+
+
+def grid_lrs(grid):
+    return sorted({lr for lr, _ in grid})
+
+
+def outcome(history):
+    """"diverged" (the loss blew up), "stalled" (ended under 20% test accuracy) or "learned"."""
+    if history.diverged:
+        return "diverged"
+    return "stalled" if history.final_test_acc < STALLED_BELOW else "learned"
+
+
+def final_accuracy(history):
+    """Test accuracy at the end of the run; NaN for a run that diverged (it has no end)."""
+    return np.nan if history.diverged else history.final_test_acc
+
+
+def sweep_arrays(grid):
+    """(lrs, {kind: final test accuracy per lr (NaN where diverged)})."""
+    lrs = grid_lrs(grid)
+    return np.array(lrs), {kind: np.array([final_accuracy(grid[(lr, kind)]) for lr in lrs]) for kind in KINDS}
+
+
+def sweep_table(grid):
+    """Print, per learning rate, each network's test accuracy at the end and its outcome."""
+    lrs = grid_lrs(grid)
+    steps = grid[(lrs[0], "plain")].config["steps"]
+    print(f"test accuracy after {steps} steps".ljust(30) + "".join(f"{LABELS[k]:>22}" for k in KINDS))
+    for lr in lrs:
+        cells = []
+        for kind in KINDS:
+            h = grid[(lr, kind)]
+            acc = "—" if h.diverged else f"{h.final_test_acc:.1%}"
+            cells.append(f"{acc:>9} {outcome(h):>12}")
+        print(f"learning rate {lr:g}".ljust(30) + "".join(cells))
+
+
+def _smooth(loss, window=10):
+    """Moving average over `window` steps (the per-batch loss is noisy)."""
+    if len(loss) < window:
+        return np.arange(len(loss)), loss
+    kernel = np.ones(window) / window
+    return np.arange(window - 1, len(loss)), np.convolve(loss, kernel, mode="valid")
+
+
+def lr_dashboard(grid):
+    """A learning-rate slider and a BN on/off toggle over the precomputed grid.
+
+    Left: the sweep — test accuracy after the last step against the learning rate (log axis),
+    both networks, × for runs that diverged; the chosen run is circled. Middle: test accuracy
+    against step. Right: training loss (moving average of 10 steps, log axis). In the middle and
+    right panels the chosen network is drawn in its colour, the other one (same lr) grey dashed.
+    """
+    lrs = grid_lrs(grid)
+    lr_arr, acc = sweep_arrays(grid)
+    steps = grid[(lrs[0], "plain")].config["steps"]
+    fig, (ax_sw, ax_acc, ax_loss) = plots.new_figure(1, 3, width=9.0, height=3.5)
+    for kind in KINDS:
+        color = plots.COLORS[kind]
+        ax_sw.plot(lr_arr, acc[kind], "o-", color=color, label=LABELS[kind])
+        bad = np.isnan(acc[kind])
+        if bad.any():
+            ax_sw.plot(lr_arr[bad], np.full(bad.sum(), 0.03 if kind == "plain" else 0.07), "x", ms=8, mew=2,
+                       color=color, label=f"{LABELS[kind]}: diverged")
+    ax_sw.axhline(CHANCE, color=plots.COLORS["grey"], ls=":", lw=1, label="chance (10 classes)")
+    ring, = ax_sw.plot([], [], "o", ms=15, mfc="none", mec=plots.COLORS["black"], mew=1.5, label="shown now")
+    ax_sw.set_xscale("log")
+    ax_sw.set_xticks(lr_arr, [f"{lr:g}" for lr in lr_arr])
+    ax_sw.minorticks_off()
+    ax_sw.set(xlabel="learning rate (log scale)", ylabel=f"test accuracy after {steps} steps", ylim=(0, 1),
+              title="the sweep")
+    ax_sw.legend(loc="center left", fontsize=7)
+
+    other_acc, = ax_acc.plot([], [], color=plots.COLORS["grey"], lw=1, ls="--")
+    main_acc, = ax_acc.plot([], [], lw=2.2, marker="o", ms=3)
+    ax_acc.axhline(CHANCE, color=plots.COLORS["grey"], ls=":", lw=1)
+    note = ax_acc.text(0.5, 0.88, "", transform=ax_acc.transAxes, ha="center", va="center",
+                       color=plots.COLORS["black"], fontsize=8)
+    ax_acc.set(xlim=(0, steps), ylim=(0, 1), xlabel="training step", ylabel="test accuracy",
+               title="test accuracy")
+    other_loss, = ax_loss.plot([], [], color=plots.COLORS["grey"], lw=1, ls="--")
+    main_loss, = ax_loss.plot([], [], lw=2.2)
+    ax_loss.axhline(np.log(10), color=plots.COLORS["grey"], ls=":", lw=1, label="ln 10: blind guess")
+    ax_loss.set(xlim=(0, steps), ylim=(0.05, 30), yscale="log", xlabel="training step",
+                ylabel="training loss (10-step average)", title="training loss (log scale)")
+
+    def update(lr, bn):
+        kind = "bn" if bn else "plain"
+        other = "plain" if bn else "bn"
+        h, g = grid[(lr, kind)], grid[(lr, other)]
+        y = final_accuracy(h)
+        ring.set_data([lr], [(0.03 if kind == "plain" else 0.07) if np.isnan(y) else y])
+        ring.set_markeredgecolor(plots.COLORS[kind])
+        main_acc.set_data(h.record_steps, h.test_acc)
+        other_acc.set_data(g.record_steps, g.test_acc)
+        main_loss.set_data(*_smooth(h.loss))
+        other_loss.set_data(*_smooth(g.loss))
+        for line, run in ((main_loss, h), (other_loss, g)):
+            line.set_marker("o" if run.diverged else "None")     # a blown-up run has only a few points
+        note.set_text(f"diverged at step {len(h.loss)}:\nthe loss blew up" if h.diverged else "")
+        for line in (main_acc, main_loss):
+            line.set_color(plots.COLORS[kind])
+            line.set_label(f"{LABELS[kind]}, lr {lr:g}")
+        for line in (other_acc, other_loss):
+            line.set_label(f"{LABELS[other]}, same lr")
+        ax_acc.legend(handles=[main_acc, other_acc], loc="center right", fontsize=7)
+        ax_loss.legend(loc="upper right", fontsize=7)
+        fig.suptitle(f"learning rate {lr:g}, {LABELS[kind]}")
+        if h.diverged:
+            what = f"diverged: the loss blew up at step {len(h.loss)}"
+        else:
+            what = f"{outcome(h)}: test accuracy {h.final_test_acc:.0%} after {steps} steps"
+        there = "diverged" if g.diverged else f"{g.final_test_acc:.0%}"
+        return f"lr {lr:g}, {LABELS[kind]} — {what} (the network {LABELS[other]}: {there})"
+
+    lr_slider = widgets.SelectionSlider(options=[(f"{lr:g}", lr) for lr in lrs], value=lrs[len(lrs) // 2],
+                                        description="learning rate", continuous_update=True,
+                                        style={"description_width": "initial"},
+                                        layout=widgets.Layout(width="45%"))
+    toggle = widgets.ToggleButton(value=True, description="batch norm on", icon="check",
+                                  tooltip="switch batch norm on or off")
+
+    def relabel(change):
+        toggle.description = "batch norm on" if change["new"] else "batch norm off"
+        toggle.icon = "check" if change["new"] else ""
+    toggle.observe(relabel, names="value")
+    return Dashboard(fig, update, lr=lr_slider, bn=toggle)
+
+
+# ---------------------------------------------------------------- merit 2: initialisation
+def init_sweep(data, stds=INIT_STDS, lr=0.3, steps=INIT_STEPS, seed=0):
+    """Both networks with every weight drawn from N(0, std²), for each std: {(std, kind): History}.
+    Only the start and the end are recorded."""
+    sweep = {}
+    for std in stds:
+        for kind in KINDS:
+            sweep[(std, kind)] = train(network(kind, init=float(std), seed=seed), data, steps=steps,
+                                       batch_size=BATCH, lr=lr, record_every=steps, seed=seed,
+                                       probe_size=10, progress=False)
+    return sweep
+
+
+def init_arrays(sweep):
+    """(stds, {kind: final test accuracy per std (NaN where diverged)})."""
+    stds = np.array(sorted({s for s, _ in sweep}))
+    return stds, {kind: np.array([final_accuracy(sweep[(s, kind)]) for s in stds]) for kind in KINDS}
+
+
+def init_figure(sweep):
+    """Test accuracy after the same training against the std of the initial weights (log axis)."""
+    stds, acc = init_arrays(sweep)
+    any_run = next(iter(sweep.values()))
+    fig, ax = plots.new_figure(1, 1, width=7.0, height=3.4)
+    for kind in KINDS:
+        ax.plot(stds, acc[kind], "o-", color=plots.COLORS[kind], label=LABELS[kind])
+    ax.axhline(CHANCE, color=plots.COLORS["grey"], ls=":", label="chance (10 classes)")
+    ax.set_xscale("log")
+    ax.set_xticks(stds, [f"{s:g}" for s in stds])
+    ax.minorticks_off()
+    ax.set(xlabel="standard deviation of the initial weights (log scale)",
+           ylabel=f"test accuracy after {any_run.config['steps']} steps", ylim=(0, 1),
+           title=f"Initialisation sweep (learning rate {any_run.config['lr']:g})")
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+# ---------------------------------------------------------------- merit 3: regularisation
+def gap(history):
+    """Generalisation gap at the end: training accuracy − test accuracy (as fractions).
+    bnlib.train measures training accuracy on the first 1,000 training images, in eval mode."""
+    return float(history.train_acc[-1] - history.test_acc[-1])
+
+
+def gap_figure(runs):
+    """Training accuracy (dashed) and test accuracy (solid) against step, both networks."""
+    fig, ax = plots.new_figure(1, 1, width=7.0, height=3.6)
+    for kind, h in runs.items():
+        color = plots.COLORS[kind]
+        ax.plot(h.record_steps, h.train_acc, ls="--", color=color, label=f"{LABELS[kind]}: training images")
+        ax.plot(h.record_steps, h.test_acc, color=color, label=f"{LABELS[kind]}: test images")
+    ax.set(xlabel="training step", ylabel="accuracy", ylim=(0, 1.02),
+           title="Training vs test accuracy: the gap between them is overfitting")
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+# ---------------------------------------------------------------- exercises
+def check_gap(answer, runs):
+    """Exercise 1: the generalisation gap of the BN network at the end of Figure 1's run."""
+    bn, plain = runs["bn"], runs["plain"]
+    expected = gap(bn)
+    check(answer, expected, "gap of the BN network", wrong=[
+        (-expected, "that is test − training; the gap is training accuracy minus test accuracy"),
+        (gap(plain), "that is the gap of the network without BN; use runs['bn']"),
+        (bn.train_acc[0] - bn.test_acc[0], "those are the accuracies at step 0; use the last record, index -1"),
+    ])
+
+
+def plain_learned_mask(grid, threshold=0.3):
+    """For each lr of the grid: did the plain network end at ≥ threshold test accuracy?"""
+    _, acc = sweep_arrays(grid)
+    return np.nan_to_num(acc["plain"], nan=0.0) >= threshold
+
+
+def check_plain_mask(answer, grid):
+    """Exercise 2: a boolean per learning rate: did the network without BN reach ≥ 30%?"""
+    _, acc = sweep_arrays(grid)
+    expected = plain_learned_mask(grid)
+    if answer is not None and answer is not Ellipsis:
+        try:
+            answer = np.asarray(answer, dtype=float)         # booleans → 0/1, to compare
+        except (TypeError, ValueError):
+            pass                                             # check() reports what is wrong
+
+    check(answer, expected.astype(float), "learning rates where the plain network reached 30%", wrong=[
+        ((np.nan_to_num(acc["bn"], nan=0.0) >= 0.3).astype(float),
+         "that is the network with BN; use grid[(lr, 'plain')]"),
+        ((np.nan_to_num(acc["plain"], nan=1.0) >= 0.3).astype(float),
+         "a run that diverged did not reach 30%: count it as False"),
+        ((np.nan_to_num(acc["plain"], nan=0.0) < 0.3).astype(float),
+         "True where it DID reach 30%, not where it failed"),
+        ((np.nan_to_num(acc["plain"], nan=0.0) >= 3).astype(float), "30% is 0.3 as a fraction, not 3 or 30"),
+    ])
+
+
+def scale_invariance_reference(data, c=10.0):
+    """Exercise 3's reference: max |BN(c·u) − BN(u)| for the first layer of a BN network,
+    with u = x W + b for the first 60 training images."""
+    net = network("bn")
+    linear, bn, _ = net.hidden[0]
+    u = linear.forward(data.x_train[:BATCH])
+    y1 = bn.forward(u).copy()
+    y2 = bn.forward(c * u)
+    return float(np.abs(y2 - y1).max()), u, y1
+
+
+def check_scale_invariance(answer, data, c=10.0):
+    """Exercise 3: BN's output does not change when its input is scaled by c > 0."""
+    _, u, y1 = scale_invariance_reference(data, c)
+    if answer is not None and answer is not Ellipsis:
+        answer = float(answer)
+    check(answer, 0.0, "BN ignores the scale of its input", atol=1e-3, wrong=[
+        (float(np.abs(c * u - u).max()), "you compared BN's inputs (c·u and u); compare BN's outputs"),
+        (float(np.abs(c * y1 - y1).max()), "you scaled BN's output; scale its input u, then normalise"),
+    ])

@@ -169,14 +169,16 @@ def _check_data(data, model):
 
 
 def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, seed=0,
-          probe_size=500, progress="auto"):
+          probe_size=500, eval_size=1000, patience=20, progress="auto"):
     """Train `model` with minibatch SGD on softmax cross-entropy; return a History.
 
     steps: parameter updates. batch_size: samples per step (shuffled each epoch, seeded).
     record_every: steps between records (default: about 50 records per run; step 0 and the
     last step are always recorded). progress: "auto" prints one updating line for runs longer
-    than 2 s, False never. A run whose loss becomes NaN/inf, or exceeds ten times the loss of
-    a uniform guess (10·ln K for K classes), stops early with diverged=True.
+    than 2 s, False never. eval_size: training images used for train accuracy at each record.
+    A run stops early with diverged=True when its loss becomes NaN/inf, or stays above ten times
+    the loss of a uniform guess (10·ln K for K classes) for `patience` steps in a row (a run that
+    spikes and recovers, as BN at a large learning rate can, keeps going).
     """
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
@@ -188,7 +190,7 @@ def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, s
     opt = SGD(model.parameters(), model.gradients(), lr, momentum)
     record_every = record_every or max(1, steps // 50)
     recorder = _Recorder(model, x_test[:probe_size])
-    x_eval, y_eval = x_train[:1000], y_train[:1000]
+    x_eval, y_eval = x_train[:eval_size], y_train[:eval_size]
     losses, rec_steps, train_acc, test_acc = [], [], [], []
     diverged, message = False, ""
     bar = _Progress(steps, progress == "auto" or progress is True, delay=0.0 if progress is True else 2.0)
@@ -200,7 +202,7 @@ def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, s
         test_acc.append(np.mean(model.predict(x_test) == y_test))
 
     x_batch = np.empty((batch_size, x_train.shape[1]), dtype=dt)   # reused every step
-    blow_up = 10 * np.log(model.sizes[-1])
+    blow_up, steps_above = 10 * np.log(model.sizes[-1]), 0
     model.train()
     for step in range(steps):
         if step % record_every == 0:
@@ -212,10 +214,12 @@ def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, s
                 loss, dlogits = softmax_cross_entropy(model.forward(x_batch), y_train[idx])
         except NonFiniteError as e:
             diverged, message = True, str(e)
-        if diverged or not loss < blow_up:           # also catches NaN
+        steps_above = steps_above + 1 if loss > blow_up else 0
+        if diverged or not np.isfinite(loss) or steps_above >= patience:
             diverged = True
-            message = message or (f"loss reached {loss:.3g} at step {step} (a uniform guess scores "
-                                  f"{np.log(model.sizes[-1]):.2f}): the learning rate is too large")
+            message = message or (f"loss {loss:.3g} at step {step}, above {blow_up:.3g} for {steps_above} steps "
+                                  f"(a uniform guess scores {np.log(model.sizes[-1]):.2f}): the learning rate "
+                                  f"is too large")
             break
         model.backward(dlogits)
         opt.step()

@@ -102,3 +102,15 @@ def test_bn_beats_plain_network_early_on_mnist(mnist):
                         record_every=300, probe_size=100, progress=False)
         acc[norm] = h.final_test_acc
     assert acc["batch"] > 0.8 and acc["batch"] - acc[None] > 0.3, acc
+
+
+def test_divergence_needs_patience_steps_above_the_limit():
+    data = bnlib.load_digits()
+    limit = 10 * np.log(10)
+    kwargs = dict(steps=200, batch_size=32, lr=50.0, progress=False)
+    eager = bnlib.train(bnlib.MLP([64, 32, 10], activation="tanh", init="he"), data, patience=1, **kwargs)
+    patient = bnlib.train(bnlib.MLP([64, 32, 10], activation="tanh", init="he"), data, patience=5, **kwargs)
+    assert eager.diverged and patient.diverged
+    # the same seeded run: stopping later means a longer loss record, and the last 5 losses all above the limit
+    assert len(patient.loss) > len(eager.loss)
+    assert np.all(patient.loss[-4:] > limit)

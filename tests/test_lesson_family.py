@@ -80,7 +80,8 @@ def test_axes_dashboard_highlights_exactly_the_set():
 
 def test_renorm_dashboard_across_every_control():
     dash = family.renorm_dashboard(draws=300)
-    by_b = {b: dash.set(batch_size=b) for b in family.BATCH_SIZES}
+    by_b = {b: dash.set(batch_size=b) for b in dash.controls["batch_size"].options}
+    assert 2 in by_b and 128 in by_b
     assert len(set(by_b.values())) == len(by_b)
     dash.set(batch_size=2)
     by_r = {r: dash.set(r_max=r) for r in np.arange(1.0, 5.01, 0.5)}
@@ -100,17 +101,20 @@ def test_simulated_batch_std_is_biased_low_for_small_batches():
 # ---------------------------------------------------------------- the sweep (small and fast)
 @pytest.fixture(scope="module")
 def small_sweep():
-    return family.batch_size_sweep(sizes=(2, 8, 32), renorm_sizes=(2,), images=200, min_steps=10)
+    return family.batch_size_sweep(sizes=(2, 8, 32), renorm_sizes=(2,), images=320)
 
 
-def test_schedule():
-    assert family.schedule(2) == (500, 0.1 * 2 / 32)
-    assert family.schedule(128) == (50, pytest.approx(0.4))
+def test_schedule_gives_every_batch_size_the_same_images():
+    for n in family.BATCH_SIZES:
+        steps, lr = family.schedule(n)
+        assert steps * n == family.IMAGES                      # equal budget: same images seen
+        assert lr == pytest.approx(0.1 * n / 32)               # linear scaling rule
+    assert family.schedule(2, images=1000) == (500, 0.1 * 2 / 32)
 
 
 def test_sweep_shapes_and_figures(small_sweep):
     s = small_sweep
-    assert list(s.steps) == [100, 25, 10]
+    assert list(s.steps) == [160, 40, 10] and s.config["images"] == 320
     assert set(s.eval_acc) == {"batch", "layer", "group"} and all(len(a) == 3 for a in s.eval_acc.values())
     assert set(s.batch_acc) == {"batch", "renorm"} and set(s.renorm_acc) == {2}
     assert all(0 <= a <= 1 for a in s.eval_acc["layer"])
@@ -123,7 +127,7 @@ def test_sweep_shapes_and_figures(small_sweep):
 
 def test_sweep_is_deterministic(small_sweep):
     family.batch_size_sweep.cache_clear()
-    again = family.batch_size_sweep(sizes=(2, 8, 32), renorm_sizes=(2,), images=200, min_steps=10)
+    again = family.batch_size_sweep(sizes=(2, 8, 32), renorm_sizes=(2,), images=320)
     for k in small_sweep.eval_acc:
         np.testing.assert_array_equal(again.eval_acc[k], small_sweep.eval_acc[k])
 
@@ -144,7 +148,8 @@ def test_exercise_1_counts():
     family.check_counts((784, 128))
     family.check_counts(...)                                        # not attempted: no error
     for wrong, hint in [((6272, 16), "LayerNorm"), ((3136, 32), "BatchNorm"), ((196, 512), "InstanceNorm"),
-                        ((1568, 128), "C/G channels"), ((1568, 64), "C/G channels")]:
+                        ((1568, 128), "C/G channels"), ((1568, 64), "C/G channels"),
+                        ((100, 100), "differ from the correct")]:
         with pytest.raises(NotYet, match=hint):
             family.check_counts(wrong)
 
@@ -162,11 +167,17 @@ def test_exercise_2_groupnorm():
     family.check_groupnorm(_gn(x, 3))
     family.check_groupnorm(...)
     cases = [(_gn(x, 1), "LayerNorm"), (_gn(x, 6), "InstanceNorm"), (family.bnlib_forward(x, "batch"), "BatchNorm"),
-             (_gn(x, 3, interleave=True), "every G-th channel"), (_gn(x, 3, ddof=1), "m − 1"),
-             (_gn(x, 3, sqrt=False), "square root")]
+             (_gn(x, 3, interleave=True), "every G-th channel"), (_gn(x, 3, ddof=1), "K − 1"),
+             (_gn(x, 3, sqrt=False), "square root"), (_gn(x, 3, eps=0.0), "ε inside the square root"),
+             (_gn(x, 3).reshape(2, 3, 2, 2, 2), r"reshape it back to \(2, 6, 2, 2\)"),
+             (_gn(x, 3).reshape(2, 24), "reshape it back"), (_gn(x, 3) + 0.5, "differ from the correct")]
     for wrong, hint in cases:
         with pytest.raises(NotYet, match=hint):
             family.check_groupnorm(wrong)
+    x_ = x.reshape(2, 3, 2, 2, 2)                               # ε outside the square root
+    c = x_ - x_.mean(axis=(2, 3, 4), keepdims=True)
+    with pytest.raises(NotYet, match="ε inside"):
+        family.check_groupnorm((c / (np.sqrt(x_.var(axis=(2, 3, 4), keepdims=True)) + 1e-5)).reshape(x.shape))
 
 
 def test_exercise_3_renorm_matches_the_layer():
@@ -183,9 +194,9 @@ def test_exercise_3_renorm_hints():
     family.check_renorm(...)
     s = np.sqrt(1 + eps)
     cases = [((np.sqrt(b.var() + eps) / s, 6.0 / s), "clip it"), ((s / np.sqrt(b.var() + eps), 5.0), "other way"),
-             ((np.sqrt(b.var(ddof=1) + eps) / s, 5.0), "m − 1"),
+             ((np.sqrt(b.var(ddof=1) + eps) / s, 5.0), "N − 1"),
              ((np.sqrt(b.var() + eps) / s, 6.0 / np.sqrt(b.var() + eps)), "running σ"),
-             ((b.var(), 5.0), "square roots")]
+             ((b.var(), 5.0), "square roots"), ((3.0, 5.0), "differ from the correct")]
     for wrong, hint in cases:
         with pytest.raises(NotYet, match=hint):
             family.check_renorm(wrong)

@@ -132,8 +132,8 @@ def test_tracking_numbers():
 def test_population_statistics_equal_a_cumulative_average(trained, stream):
     model, _, data = trained
     pop = inf.population_statistics(stream)
-    m = stream.batch_size
-    assert np.allclose(pop[0][1], m / (m - 1) * stream.variances[0].mean(axis=0))
+    n = stream.batch_size
+    assert np.allclose(pop[0][1], n / (n - 1) * stream.variances[0].mean(axis=0))
     cumulative = inf.cumulative_copy(model, data, stream)
     for bn, (mean, var) in zip(cumulative.norm_layers(), pop):
         assert np.allclose(bn.running_mean, mean, rtol=1e-4, atol=1e-5)
@@ -223,20 +223,24 @@ def test_exercise_1(capsys):
 
 def test_exercise_2(capsys):
     accepts(capsys, inf.check_running_after_three, 0.822)
+    accepts(capsys, inf.check_running_after_three, 0.82)          # 3 decimals are enough (atol 0.005)
     not_attempted(capsys, inf.check_running_after_three, None)
     rejects(inf.check_running_after_three, 3.078, "weight 0.9")
     rejects(inf.check_running_after_three, 2.28, "starts at 0")
     rejects(inf.check_running_after_three, 3.0, "momentum=None")
     rejects(inf.check_running_after_three, 0.3, "each of the 3")
+    rejects(inf.check_running_after_three, 0.9, "0.9·running")
+    rejects(inf.check_running_after_three, 0.85, "too high")
 
 
 def test_exercise_3(capsys):
-    v, m = inf.EX3_BATCH_VARS, inf.EX3_M
-    accepts(capsys, inf.check_population_variance, m / (m - 1) * v.mean())
-    rejects(inf.check_population_variance, v.mean(), "m/(m − 1)")
-    rejects(inf.check_population_variance, (m - 1) / m * v.mean(), "upside down")
+    v, n = inf.EX3_BATCH_VARS, inf.EX3_N
+    accepts(capsys, inf.check_population_variance, n / (n - 1) * v.mean())
+    rejects(inf.check_population_variance, v.mean(), "N/(N − 1)")
+    rejects(inf.check_population_variance, (n - 1) / n * v.mean(), "upside down")
     rejects(inf.check_population_variance, 1.5 * v.mean(), "number of batches")
-    rejects(inf.check_population_variance, m / (m - 1) * np.mean(np.sqrt(v)) ** 2, "standard deviations")
+    rejects(inf.check_population_variance, n / (n - 1) * np.mean(np.sqrt(v)) ** 2, "standard deviations")
+    rejects(inf.check_population_variance, 2.5, "too low")
 
 
 def test_exercise_4(capsys):
@@ -252,6 +256,10 @@ def test_exercise_4(capsys):
     rejects(inf.check_folded_bias, (p["b"] - p["running_mean"]) * p["gamma"] / (p["running_var"] + p["eps"])
             + p["beta"], "not by the variance")
     rejects(inf.check_folded_bias, (p["b"] - p["running_mean"]) * p["gamma"] + p["beta"], "divide")
+    rejects(inf.check_folded_bias, (p["b"] - p["running_mean"]) * p["gamma"] / np.sqrt(p["running_var"]) + p["beta"],
+            "ε inside the square root")
+    rejects(inf.check_folded_bias, (p["b"] - p["running_mean"]) * p["gamma"] / (np.sqrt(p["running_var"]) + p["eps"])
+            + p["beta"], "ε inside the square root")
     with pytest.raises(NotYet, match="shape"):
         inf.check_folded_bias(ref[:2])
 

@@ -89,6 +89,13 @@ def test_histogram_dashboard_across_both_controls(short):
                  for act in pl.ACTIVATIONS for step in dash.controls["step"].options]
     assert len(set(summaries)) == len(summaries), "the summary names activation and step"
     assert all(("saturated" in s) == s.startswith("sigmoid") for s in summaries)
+    dash.set(activation="relu")
+    assert dash.fig.axes[0].get_xlim() == pl.XLIM["relu"]           # ReLU, BN after: wide layer 1
+    dash.set(activation="sigmoid")
+    assert dash.fig.axes[0].get_xlim() == pl.XLIM["sigmoid"]
+    fills = {p.get_label(): p.get_fill() for p in dash.fig.axes[0].patches}
+    assert fills[pl.POSITION_LABELS["before"]] and not fills[pl.POSITION_LABELS["after"]]   # no mixed third color
+    assert not fills[pl.POSITION_LABELS["none"]]
     plt.close(dash.fig)
 
 

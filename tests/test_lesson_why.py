@@ -15,7 +15,7 @@ def test_batch_noise_redraws_after_each_backward_only():
     x = np.random.default_rng(0).normal(size=(8, 5)).astype(np.float32)
     y1, y2 = layer.forward(x), layer.forward(x)
     np.testing.assert_array_equal(y1, y2)                          # a forward alone draws nothing
-    assert np.all(np.abs(layer.m) <= 1) and np.all((layer.s >= 0.5) & (layer.s <= 2))
+    assert np.all(np.abs(layer.a) <= 1) and np.all((layer.s >= 0.5) & (layer.s <= 2))
     s_before = layer.s.copy()
     dx = layer.backward(np.ones_like(x))
     np.testing.assert_allclose(dx, np.ones_like(x) * s_before)     # gradient of y = s·x + m
@@ -65,7 +65,7 @@ def test_ics_dashboard_across_its_range(short_runs):
     assert all("noisy BN" in s for s in by_unit.values())
 
 
-def test_ics_figures_are_labelled(short_runs):
+def test_ics_figures_are_labeled(short_runs):
     fig = why.change_figure(short_runs)
     ax = fig.axes[0]
     assert ax.get_title() and ax.get_ylabel() and ax.get_legend() and "every 20 steps" in ax.get_ylabel()
@@ -158,12 +158,17 @@ def test_exercise_1_change():
             why.check_change(wrong)
 
 
-def test_exercise_2_scaled_gradient():
-    why.check_scaled_gradient(0.2)
-    why.check_scaled_gradient(...)
-    for wrong, hint in [(3.2, "divided by c"), (0.8, "shrinks by 1/c"), (0.05, "1/c²")]:
+def test_exercise_2_step_length():
+    exact = np.sqrt(2.0 ** 2 + (0.5 * 0.8) ** 2)
+    assert why.step_length_expected() == pytest.approx(exact)
+    why.check_step_length(exact)
+    why.check_step_length(2.04)                                   # three decimals are enough
+    why.check_step_length(...)
+    for wrong, hint in [(2.4, "do not simply add"), (1.6, "cannot make W shorter"), (np.sqrt(4 + 0.64), "η·g, not g"),
+                        (4.16, "square root"), (np.sqrt(4 + 0.5 * 0.64), "square the whole step"),
+                        (2.0, "grows a little"), (2.2, "too high"), (1.9, "too low")]:
         with pytest.raises(NotYet, match=hint):
-            why.check_scaled_gradient(wrong)
+            why.check_step_length(wrong)
 
 
 def test_exercise_3_effective_lr():

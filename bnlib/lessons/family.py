@@ -2,9 +2,10 @@
 
     family.axes_dashboard().show()          # the (N, C, H, W) picture: what one statistic averages
     table = family.compare_with_bnlib()     # bnlib's *norm_forward vs a hand computation per norm
-    sweep = family.batch_size_sweep()       # BN, LN, GN at batch sizes 2 … 128 (+ BRN at 2, 4, 8)
+    sweep = family.batch_size_sweep()       # BN, LN, GN at batch sizes N = 2 … 16 (+ BRN at 2, 4),
+                                            # every run seeing the same number of training images
     family.batch_size_figure(sweep)         # final test accuracy against batch size (log2 axis)
-    family.renorm_dashboard().show()        # r and d of batch renorm for batches of size B
+    family.renorm_dashboard().show()        # r and d of batch renorm for batches of size N
     family.renorm_figure(sweep)             # BN vs BRN at the small batch sizes
 
 Notation (as in the notebook). x has shape (N, C, H, W): N samples in the batch, C channels
@@ -12,6 +13,7 @@ Notation (as in the notebook). x has shape (N, C, H, W): N samples in the batch,
 Every member of the family computes, over one set S of values of x,
 
     μ = mean of x over S,   σ² = mean of (x − μ)² over S,   x̂ = (x − μ) / √(σ² + ε)
+(a mean over S divides by K, the number of values in S)
 
 and the members differ only in which values form a set S:
     BatchNorm     one set per channel c:                 all n, h, w    (N·H·W values)
@@ -28,7 +30,7 @@ import numpy as np
 
 from .. import norm as _norm
 from .. import plots
-from ..checks import check
+from ..checks import NotYet, check
 from ..data import load_mnist5k, minibatches
 from ..layers import softmax_cross_entropy
 from ..model import MLP
@@ -42,8 +44,10 @@ COLOR = {"batch": plots.COLORS["bn"], "layer": plots.COLORS["layer"], "instance"
          "group": plots.COLORS["group"], "renorm": plots.COLORS["renorm"]}
 PICTURE_SHAPE = (4, 6, 3, 3)                  # (N, C, H, W) of the picture: small enough to see every value
 SIZES = [784, 100, 100, 100, 10]              # the MNIST network of the series
-BATCH_SIZES = (2, 4, 8, 16, 32, 64, 128)
-RENORM_SIZES = (2, 4, 8)
+BATCH_SIZES = (2, 4, 8, 16)
+RENORM_SIZES = (2, 4)
+IMAGES = 1024                                 # training images seen by every run of the sweep
+TEST_IMAGES = 500                             # the sweep measures on the first 500 test images
 
 
 # ---------------------------------------------------------------- which values share a statistic
@@ -177,7 +181,7 @@ def print_comparison(rows):
 
 def _picture_rgb(kind, n, c, shape, groups):
     """An RGB image of the N × C blocks (gaps between blocks): the highlighted set in the norm's
-    colour, the other sets in two light greys that alternate from set to set."""
+    color, the other sets in two light greys that alternate from set to set."""
     N, C, H, W = shape
     a, b = set_coordinates(kind, shape, groups)
     ids = set_ids(kind, shape, groups)
@@ -225,7 +229,7 @@ def axes_dashboard(shape=PICTURE_SHAPE, x=None):
     def update(norm, groups, n, c):
         image.set_data(_picture_rgb(norm, n, c, shape, groups))
         marker.set_data([c * (W + 1) + (W - 1) / 2], [n * (H + 1) + (H - 1) / 2])
-        title.set_text(f"{NAMES[norm]}: the coloured values share one mean μ and one variance σ²")
+        title.set_text(f"{NAMES[norm]}: the colored values share one mean μ and one variance σ²")
         per, how_many = count_formula(norm, shape, groups)
         vals = x[statistic_set(norm, n, c, shape, groups)]
         g = f" with G = {groups} groups of {C // groups} channels" if norm == "group" else ""
@@ -261,7 +265,7 @@ def fit(model, data, batch_size, steps, lr, seed=0):
 
 
 def batch_mode_accuracy(model, x, y, batch_size):
-    """Test accuracy when every test batch of `batch_size` images is normalised with its OWN
+    """Test accuracy when every test batch of `batch_size` images is normalized with its OWN
     statistics (what training mode does), running averages left untouched. The last
     incomplete batch is dropped."""
     keep = len(x) - len(x) % batch_size
@@ -271,10 +275,11 @@ def batch_mode_accuracy(model, x, y, batch_size):
     return float(np.mean(pred == y[:keep]))
 
 
-def schedule(batch_size, images=1000, min_steps=50, lr_at_32=0.1):
-    """(steps, lr) of one run: at least `images` training images and at least `min_steps` steps;
-    learning rate proportional to the batch size, lr = lr_at_32 · B / 32 (the GN paper's rule)."""
-    return max(images // batch_size, min_steps), lr_at_32 * batch_size / 32
+def schedule(batch_size, images=IMAGES, lr_at_32=0.1):
+    """(steps, lr) of one run. Every batch size N gets the same budget of training images, so
+    steps = images // N; the learning rate grows with the batch, lr = lr_at_32 · N / 32 (the linear
+    scaling rule the GN paper used: one step with a 4× larger batch replaces 4 small steps)."""
+    return images // batch_size, lr_at_32 * batch_size / 32
 
 
 @dataclass
@@ -285,8 +290,8 @@ class Sweep:
     lrs: np.ndarray                       # learning rate of each run
     eval_acc: dict                        # norm -> (len(sizes),) test accuracy, eval mode
     batch_acc: dict = field(default_factory=dict)    # norm -> {B: test accuracy, batch statistics}
-    final_loss: dict = field(default_factory=dict)   # norm -> {B: mean training loss, last 100 steps}
-    renorm_acc: dict = field(default_factory=dict)   # B -> test accuracy of batch renorm, eval mode
+    final_loss: dict = field(default_factory=dict)   # norm -> {N: mean training loss, last quarter of the run}
+    renorm_acc: dict = field(default_factory=dict)   # N -> test accuracy of batch renorm, eval mode
     config: dict = field(default_factory=dict)
 
     def acc(self, norm, batch_size):
@@ -297,53 +302,59 @@ class Sweep:
 
 @lru_cache(maxsize=4)
 def batch_size_sweep(sizes=BATCH_SIZES, norms=("batch", "layer", "group"), renorm_sizes=RENORM_SIZES,
-                     images=1000, min_steps=50, lr_at_32=0.1, groups=4, seed=0):
-    """Train 784-100-100-100-10 ReLU networks (He init) on MNIST-5k with each norm at each batch size.
+                     images=IMAGES, lr_at_32=0.1, groups=4, test_images=TEST_IMAGES, seed=0):
+    """Train 784-100-100-100-10 ReLU networks (He init) on MNIST-5k with each norm at each batch size N.
 
-    Every run: the same seed (same initial weights, same shuffles), `schedule(B)` steps and
-    learning rate. GroupNorm splits the 100 features into `groups` groups. Measured: test
-    accuracy in eval mode (BN: running averages); for BN and batch renorm at `renorm_sizes` also
-    the test accuracy with batch statistics (`batch_mode_accuracy`) and the final training loss.
-    Cached per argument set within this Python process (nothing is written to disk).
+    Every run: the same seed (same initial weights, same shuffles) and the same budget of
+    `images` training images: `schedule(N)` gives images // N steps and lr = lr_at_32 · N / 32.
+    GroupNorm splits the 100 features into `groups` groups. Measured on the first `test_images`
+    test images (the same for every run): test accuracy in eval mode (BN: running averages); for
+    BN and batch renorm at `renorm_sizes` also the test accuracy with batch statistics
+    (`batch_mode_accuracy`: one forward pass per test batch, the costly part) and the mean
+    training loss over the last quarter of the run. Cached per argument set within this Python
+    process (nothing is written to disk).
     """
     data = load_mnist5k()
-    sched = [schedule(b, images, min_steps, lr_at_32) for b in sizes]
+    x_test, y_test = data.x_test[:test_images], data.y_test[:test_images]
+    sched = [schedule(b, images, lr_at_32) for b in sizes]
     result = Sweep(tuple(sizes), np.array([s for s, _ in sched]), np.array([lr for _, lr in sched]), {},
-                   config=dict(images=images, min_steps=min_steps, lr_at_32=lr_at_32, groups=groups, seed=seed))
+                   config=dict(images=images, lr_at_32=lr_at_32, groups=groups, test_images=len(x_test), seed=seed))
     for kind in norms:
         accs = []
         for b, (steps, lr) in zip(sizes, sched):
             model = MLP(SIZES, "relu", norm=kind, init="he", groups=groups, seed=seed)
             losses = fit(model, data, b, steps, lr, seed)
-            accs.append(np.mean(model.predict(data.x_test) == data.y_test))
+            accs.append(np.mean(model.predict(x_test) == y_test))
             if kind == "batch" and b in renorm_sizes:
-                _small_batch_record(result, "batch", model, data, b, losses)
+                _small_batch_record(result, "batch", model, x_test, y_test, b, losses)
         result.eval_acc[kind] = np.array(accs)
     for b in renorm_sizes:
-        steps, lr = schedule(b, images, min_steps, lr_at_32)
+        steps, lr = schedule(b, images, lr_at_32)
         model = MLP(SIZES, "relu", norm="renorm", init="he", seed=seed)
         losses = fit(model, data, b, steps, lr, seed)
-        result.renorm_acc[b] = float(np.mean(model.predict(data.x_test) == data.y_test))
-        _small_batch_record(result, "renorm", model, data, b, losses)
+        result.renorm_acc[b] = float(np.mean(model.predict(x_test) == y_test))
+        _small_batch_record(result, "renorm", model, x_test, y_test, b, losses)
     return result
 
 
-def _small_batch_record(result, kind, model, data, b, losses):
-    result.batch_acc.setdefault(kind, {})[b] = batch_mode_accuracy(model, data.x_test, data.y_test, b)
-    result.final_loss.setdefault(kind, {})[b] = float(losses[-100:].mean())
+def _small_batch_record(result, kind, model, x_test, y_test, b, losses):
+    result.batch_acc.setdefault(kind, {})[b] = batch_mode_accuracy(model, x_test, y_test, b)
+    result.final_loss.setdefault(kind, {})[b] = float(losses[-max(1, len(losses) // 4):].mean())
 
 
 def print_sweep(result):
-    print(f"{'batch size B':<14}" + "".join(f"{b:>7}" for b in result.sizes))
+    print(f"every run: {result.config['images']:,} training images")
+    print(f"{'batch size N':<14}" + "".join(f"{b:>7}" for b in result.sizes))
     print(f"{'steps':<14}" + "".join(f"{s:>7}" for s in result.steps))
     print(f"{'lr':<14}" + "".join(f"{lr:>7.3g}" for lr in result.lrs))
     for kind, accs in result.eval_acc.items():
         print(f"{NAMES[kind]:<14}" + "".join(f"{a:>7.1%}" for a in accs))
-    print("(test accuracy after training; BatchNorm in eval mode, with its running averages)")
+    print(f"(test accuracy after training, on the first {result.config['test_images']} test images; "
+          f"BatchNorm in eval mode, with its running averages)")
 
 
 def batch_size_figure(result):
-    """Final test accuracy against batch size (log2 axis), one line per norm."""
+    """Final test accuracy against batch size N (log2 axis), one line per norm."""
     fig, ax = plots.new_figure(1, 1, 7.5, 3.8, (0.1, 0.97, 0.2, 0.9, 0, 0))
     sizes = np.array(result.sizes)
     for kind, accs in result.eval_acc.items():
@@ -353,7 +364,7 @@ def batch_size_figure(result):
     ax.set_xticks(sizes, [f"{b}\n({s} steps)" for b, s in zip(sizes, result.steps)], fontsize=8)
     ax.minorticks_off()
     ax.set_ylim(0, 1)
-    ax.set_xlabel("batch size B (log scale; below: training steps of the run)")
+    ax.set_xlabel(f"batch size N (log scale; below: training steps, {result.config['images']:,} images each)")
     ax.set_ylabel("test accuracy after training")
     ax.set_title("Which norm survives small batches? (MNIST-5k, 784-100-100-100-10, ReLU)")
     ax.legend(loc="lower right", fontsize=9)
@@ -362,34 +373,37 @@ def batch_size_figure(result):
 
 # ---------------------------------------------------------------- batch renormalization
 def simulate_rd(batch_size, draws=2000, seed=0):
-    """For `draws` batches of one unit whose values follow N(0, 1) (so the running statistics are
-    μ = 0, σ = 1): the unclipped r = σ_B/σ and d = (μ_B − μ)/σ of each batch, shape (draws,)."""
+    """For `draws` batches of `batch_size` values of one unit whose values follow a standard normal
+    distribution (so the running statistics are μ_run = 0, σ_run = 1): the unclipped
+    r = σ_B/σ_run and d = (μ_B − μ_run)/σ_run of each batch, shape (draws,). σ_B = √(σ²_B + ε)."""
     x = np.random.default_rng(seed).standard_normal((draws, batch_size))
     return np.sqrt(x.var(axis=1) + 1e-5), x.mean(axis=1)
 
 
-def renorm_dashboard(sizes=BATCH_SIZES, draws=2000):
-    """Histograms of r = σ_B/σ and d = (μ_B − μ)/σ over many batches of one N(0, 1) unit, for the
-    chosen batch size; the clipping limits 1/r_max … r_max and −d_max … d_max drawn as lines."""
+_RENORM_SIZES_SHOWN = (2, 4, 8, 16, 32, 64, 128)
+
+
+def renorm_dashboard(sizes=_RENORM_SIZES_SHOWN, draws=2000):
+    """Histograms of r = σ_B/σ_run and d = (μ_B − μ_run)/σ_run over many batches of one unit with
+    μ_run = 0, σ_run = 1, for the chosen batch size N; the clipping limits 1/r_max … r_max and
+    −d_max … d_max drawn as dashed lines. One legend for both panels, above them (never on a bar)."""
     sims = {b: simulate_rd(b, draws, seed=b) for b in sizes}
     r_bins, d_bins = np.linspace(0, 5.5, 56), np.linspace(-5.5, 5.5, 56)
-    fig, (ax_r, ax_d) = plots.new_figure(1, 2, 9.0, 3.4, (0.08, 0.98, 0.15, 0.8, 0.25, 0))
+    fig, (ax_r, ax_d) = plots.new_figure(1, 2, 9.0, 3.7, (0.08, 0.98, 0.14, 0.74, 0.25, 0))
     r_hist = ax_r.stairs(np.zeros(len(r_bins) - 1), r_bins, fill=True, color=COLOR["renorm"], alpha=0.8,
-                         label="r = σ_B/σ (unclipped)")
-    d_hist = ax_d.stairs(np.zeros(len(d_bins) - 1), d_bins, fill=True, color=COLOR["renorm"], alpha=0.8,
-                         label="d = (μ_B − μ)/σ (unclipped)")
+                         label="one batch's r or d, unclipped (histogram)")
+    d_hist = ax_d.stairs(np.zeros(len(d_bins) - 1), d_bins, fill=True, color=COLOR["renorm"], alpha=0.8)
     r_lines = [ax_r.axvline(v, color=plots.COLORS["black"], ls="--", lw=1) for v in (1 / 3, 3)]
     d_lines = [ax_d.axvline(v, color=plots.COLORS["black"], ls="--", lw=1) for v in (-5, 5)]
-    r_lines[0].set_label("clipping limits")
-    d_lines[0].set_label("clipping limits")
+    r_lines[0].set_label("clipping limits (1/r_max, r_max and −d_max, d_max)")
     ax_r.axvline(1, color=plots.COLORS["grey"], lw=1)
     ax_d.axvline(0, color=plots.COLORS["grey"], lw=1)
-    ax_r.set(xlabel="r = σ_B / σ", ylabel="fraction of batches", xlim=(0, 5.5),
-             title="r: batch std relative to the running std")
-    ax_d.set(xlabel="d = (μ_B − μ) / σ", ylabel="fraction of batches", xlim=(-5.5, 5.5),
-             title="d: batch mean shift, in running stds")
-    ax_r.legend(loc="upper right", fontsize=8)
-    ax_d.legend(loc="upper right", fontsize=8)
+    ax_r.set(xlabel="r = σ_B / σ_run", ylabel="fraction of batches", xlim=(0, 5.5))
+    ax_d.set(xlabel="d = (μ_B − μ_run) / σ_run", ylabel="fraction of batches", xlim=(-5.5, 5.5))
+    ax_r.set_title("r: the batch's standard deviation ÷ the running one", fontsize=9)
+    ax_d.set_title("d: shift of the batch mean, in running standard deviations", fontsize=9)
+    fig.legend(handles=[r_hist, r_lines[0]], loc="upper center", bbox_to_anchor=(0.5, 0.89), ncols=2,
+               fontsize=8, frameon=False)
     title = fig.suptitle("")
 
     def update(batch_size, r_max, d_max):
@@ -404,16 +418,16 @@ def renorm_dashboard(sizes=BATCH_SIZES, draws=2000):
             line.set_xdata([v, v])
         for line, v in zip(d_lines, (-d_max, d_max)):
             line.set_xdata([v, v])
-        title.set_text(f"{len(r)} batches of B = {batch_size} values of one unit (true μ = 0, σ = 1)")
+        title.set_text(f"{len(r)} batches of N = {batch_size} values of one unit (μ_run = 0, σ_run = 1)")
         r_clip = np.mean((r < 1 / r_max) | (r > r_max))
         d_clip = np.mean(np.abs(d) > d_max)
-        return (f"B = {batch_size}: σ_B/σ has median {np.median(r):.2f} and lies between "
+        return (f"N = {batch_size}: σ_B/σ_run has median {np.median(r):.2f} and lies between "
                 f"{np.percentile(r, 5):.2f} and {np.percentile(r, 95):.2f} in 90% of batches; "
                 f"r clipped in {r_clip:.0%} of batches (r_max = {r_max:g}), d clipped in {d_clip:.0%} "
                 f"(d_max = {d_max:g}).")
 
     controls = dict(
-        batch_size=widgets.SelectionSlider(options=list(sizes), value=sizes[0], description="batch B"),
+        batch_size=widgets.SelectionSlider(options=list(sizes), value=sizes[0], description="batch N"),
         r_max=widgets.FloatSlider(value=3.0, min=1.0, max=5.0, step=0.5, description="r_max"),
         d_max=widgets.FloatSlider(value=5.0, min=0.0, max=5.0, step=0.5, description="d_max"),
     )
@@ -422,7 +436,8 @@ def renorm_dashboard(sizes=BATCH_SIZES, draws=2000):
 
 def renorm_figure(result):
     """Left: test accuracy of BN and batch renorm at the small batch sizes, in eval mode (running
-    averages) and with batch statistics. Right: their training loss at the end of training."""
+    averages) and with batch statistics. Right: their training loss at the end of training (the
+    mean over the last quarter of each run's steps: the same number of images at every N)."""
     sizes = sorted(result.renorm_acc)
     fig, (ax_acc, ax_loss) = plots.new_figure(1, 2, 9.5, 3.6, (0.07, 0.99, 0.15, 0.86, 0.25, 0))
     pos = np.arange(len(sizes))
@@ -433,15 +448,15 @@ def renorm_figure(result):
         vals = [result.acc(kind, b) if mode == "eval" else result.batch_acc[kind][b] for b in sizes]
         ax_acc.bar(pos + (i - 1.5) * width, vals, width, color=COLOR[kind], hatch=hatch, edgecolor="white",
                    label=label)
-    ax_acc.set_xticks(pos, [f"B = {b}" for b in sizes])
+    ax_acc.set_xticks(pos, [f"N = {b}" for b in sizes])
     ax_acc.set(ylim=(0, 1), ylabel="test accuracy", xlabel="batch size in training",
                title="Test accuracy: eval mode vs batch statistics")
     ax_acc.legend(loc="upper left", fontsize=7, ncol=2)
     for i, kind in enumerate(("batch", "renorm")):
         vals = [result.final_loss[kind][b] for b in sizes]
         ax_loss.bar(pos + (i - 0.5) * 0.35, vals, 0.35, color=COLOR[kind], label=NAMES[kind])
-    ax_loss.set_xticks(pos, [f"B = {b}" for b in sizes])
-    ax_loss.set(ylabel="training loss (mean of last 100 steps)", xlabel="batch size in training",
+    ax_loss.set_xticks(pos, [f"N = {b}" for b in sizes])
+    ax_loss.set(ylabel="training loss\n(mean over the last quarter of the run)", xlabel="batch size in training",
                 title="Training loss at the end")
     ax_loss.legend(loc="upper right", fontsize=8)
     return fig
@@ -477,6 +492,11 @@ def check_groupnorm(answer, groups=3, eps=1e-5):
     """Exercise 2: GroupNorm's x̂ for `exercise_x()` with `groups` groups (γ = 1, β = 0)."""
     x = exercise_x()
     N, C = x.shape[:2]
+    if answer is not None and answer is not Ellipsis and not isinstance(answer, (str, bytes)) \
+            and np.size(answer) == x.size and np.shape(answer) != x.shape:
+        raise NotYet(f"exercise 2 — GroupNorm with G = {groups} by hand: not yet — your answer has the right "
+                     f"number of values but the shape {np.shape(answer)}; reshape it back to {x.shape} "
+                     f"(for example with .reshape(x.shape))")
     expected = bnlib_forward(x, "group", groups, eps)
     wrong_order = x.reshape(N, C // groups, groups, *x.shape[2:])        # groups interleaved: c % G
     mu = wrong_order.mean(axis=(1, 3, 4), keepdims=True)
@@ -484,8 +504,12 @@ def check_groupnorm(answer, groups=3, eps=1e-5):
     xg = x.reshape(N, groups, C // groups, *x.shape[2:])
     ddof1 = ((xg - xg.mean(axis=(2, 3, 4), keepdims=True))
              / np.sqrt(xg.var(axis=(2, 3, 4), ddof=1, keepdims=True) + eps)).reshape(x.shape)
-    no_sqrt = ((xg - xg.mean(axis=(2, 3, 4), keepdims=True))
-               / (xg.var(axis=(2, 3, 4), keepdims=True) + eps)).reshape(x.shape)
+    centered = xg - xg.mean(axis=(2, 3, 4), keepdims=True)
+    var = xg.var(axis=(2, 3, 4), keepdims=True)
+    no_sqrt = (centered / (var + eps)).reshape(x.shape)
+    no_eps = (centered / np.sqrt(var)).reshape(x.shape)
+    eps_outside = (centered / (np.sqrt(var) + eps)).reshape(x.shape)
+    eps_hint = "put ε inside the square root: divide by √(σ² + ε) with ε = 1e-5"
     check(answer, expected, f"exercise 2 — GroupNorm with G = {groups} by hand",
           wrong=[(bnlib_forward(x, "layer", eps=eps), "that is LayerNorm (one group of all 6 channels); "
                                                       f"split the channels into G = {groups} groups"),
@@ -494,10 +518,11 @@ def check_groupnorm(answer, groups=3, eps=1e-5):
                  (bnlib_forward(x, "batch", eps=eps), "that is BatchNorm (averages over the batch axis); "
                                                       "GroupNorm works inside each sample"),
                  (interleaved, "your groups take every G-th channel. Reshape (N, C, H, W) to "
-                               "(N, G, C/G, H, W): a group is C/G neighbouring channels"),
-                 (ddof1, "you divided by m − 1 in the variance (ddof=1); divide by m, as every "
-                         "member of the family does"),
-                 (no_sqrt, "divide by the square root √(σ² + ε), not by σ² + ε")],
+                               "(N, G, C/G, H, W): a group is C/G neighboring channels"),
+                 (ddof1, "you divided by K − 1 in the variance (ddof=1); divide by K, the number of "
+                         "values in the group, as every member of the family does"),
+                 (no_sqrt, "divide by the square root √(σ² + ε), not by σ² + ε"),
+                 (no_eps, eps_hint), (eps_outside, eps_hint)],
           rtol=1e-6, atol=1e-8)
 
 
@@ -524,10 +549,10 @@ def check_renorm(answer, eps=1e-5):
     d_raw = (x.mean() - mu) / sigma
     check(answer, np.array([r, d]), "exercise 3 — batch renorm's r and d",
           wrong=[(np.array([r, d_raw]), f"d = {d_raw:.1f} is outside [−d_max, d_max]: clip it to d_max = 5"),
-                 (np.array([sigma / sigma_b, d]), "r is σ_B / σ (batch over running), not the other way round"),
+                 (np.array([sigma / sigma_b, d]), "r is σ_B / σ_run (batch over running), not the other way round"),
                  (np.array([np.sqrt(x.var(ddof=1) + eps) / sigma, d]),
-                  "σ_B divides by m = 4 (the biased batch variance), not by m − 1"),
+                  "σ_B divides by N = 4 (the biased batch variance), not by N − 1"),
                  (np.array([r, np.clip((x.mean() - mu) / sigma_b, -5, 5)]),
-                  "d divides by the running σ, not by the batch σ_B"),
+                  "d divides by the running σ_run, not by the batch σ_B"),
                  (np.array([x.var() / var, d]), "r compares standard deviations, not variances: take square roots")],
           rtol=1e-4, atol=1e-6)

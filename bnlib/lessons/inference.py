@@ -11,11 +11,12 @@ the momentum conventions of three libraries, and folding BN into the Linear laye
     folded = inference.fold_model(model)                         # BN merged into the Linear layers
 
 Notation (the notebook's), per feature of one BN layer:
-    m          the batch size;  μ_B, σ²_B the batch mean and the biased batch variance (÷ m)
+    N          the batch size (the BN paper writes m);  μ_B, σ²_B the batch mean and the biased
+               batch variance (÷ N)
     α          the momentum in PyTorch's convention: the weight of the NEW batch
     running ← (1 − α) · running + α · batch statistic     (running mean starts at 0, variance at 1;
-                                                           the variance update uses σ²_B · m/(m − 1))
-    E[x] = mean of μ_B over many batches,  Var[x] = m/(m − 1) · mean of σ²_B    (BN paper, Alg. 2)
+                                                           the variance update uses σ²_B · N/(N − 1))
+    E[x] = mean of μ_B over many batches,  Var[x] = N/(N − 1) · mean of σ²_B    (BN paper, Alg. 2)
     eval mode:  y = γ (x − running_mean)/√(running_var + ε) + β
 """
 import copy
@@ -65,7 +66,7 @@ def train_bn_network(steps=600, lr=0.5, batch_size=BATCH_SIZE, seed=0):
 
 
 def logits_with_batch_statistics(model, x):
-    """The "forgot eval()" forward: logits for x (N, 784) normalised with x's own batch statistics."""
+    """The "forgot eval()" forward: logits for x (N, 784) normalized with x's own batch statistics."""
     with model.batch_statistics():
         return model.forward(x)
 
@@ -184,14 +185,12 @@ def sorted_vs_shuffled(model, data, batch_size=100):
 # --------------------------------------------------------------------------- batch statistics over time
 @dataclass
 class Stream:
-    """Batch statistics of `batches` training batches of size m, weights fixed.
-    means[l], variances[l]: (batches, units) μ_B and biased σ²_B of BN layer l's input;
-    first_inputs: (batches, m, units) the inputs of the first BN layer (for replaying them)."""
+    """Batch statistics of `batches` training batches of size N, weights fixed.
+    means[l], variances[l]: (batches, units) μ_B and biased σ²_B of BN layer l's input."""
     means: list
     variances: list
     batch_size: int
     seed: int
-    first_inputs: np.ndarray
 
     @property
     def batches(self):
@@ -204,26 +203,23 @@ def batch_stat_stream(model, data, batches=300, batch_size=BATCH_SIZE, seed=1):
     bns = model.norm_layers()
     gen = minibatches(len(data.x_train), batch_size, seed)
     means, variances = [[] for _ in bns], [[] for _ in bns]
-    first = []
     with model.batch_statistics():
         for _ in range(batches):
-            x = data.x_train[next(gen)]
-            first.append(model.layers[0].forward(x))
-            model.forward(x)
+            model.forward(data.x_train[next(gen)])
             for l, bn in enumerate(bns):
                 means[l].append(bn.cache.mean.ravel().copy())
                 variances[l].append(bn.cache.var.ravel().copy())
     return Stream([np.array(a, dtype=np.float64) for a in means],
-                  [np.array(a, dtype=np.float64) for a in variances], batch_size, seed, np.array(first))
+                  [np.array(a, dtype=np.float64) for a in variances], batch_size, seed)
 
 
 def population_statistics(stream):
     """The BN paper's inference statistics (Algorithm 2), per BN layer:
         E[x]   = mean over the batches of μ_B
-        Var[x] = m/(m − 1) · mean over the batches of σ²_B      (unbiased)
+        Var[x] = N/(N − 1) · mean over the batches of σ²_B      (unbiased)
     Returns [(E[x], Var[x]), ...], one pair of (units,) arrays per layer."""
-    m = stream.batch_size
-    return [(mu.mean(axis=0), m / (m - 1) * var.mean(axis=0)) for mu, var in zip(stream.means, stream.variances)]
+    n = stream.batch_size
+    return [(mu.mean(axis=0), n / (n - 1) * var.mean(axis=0)) for mu, var in zip(stream.means, stream.variances)]
 
 
 def with_statistics(model, stats):
@@ -307,7 +303,7 @@ def running_dashboard(stream, layer=0, unit=None):
     values = stream.means[layer][:, unit]
     target = float(values.mean())
     steps = np.arange(1, len(values) + 1)
-    fig, ax = new_figure(width=9.0, height=3.4, margins=(0.1, 0.98, 0.14, 0.91, 0, 0))   # fixed: fast redraws
+    fig, ax = new_figure(width=9.5, height=3.4, margins=(0.09, 0.72, 0.14, 0.91, 0, 0))  # fixed: fast redraws
     ax.plot(steps, values, ".", ms=3, color=COLORS["grey"], label="batch mean μ_B (one batch each)")
     ax.axhline(target, color=COLORS["black"], ls="--", lw=1.2, label="population value (mean of all μ_B)")
     with_start = lambda trace: np.concatenate([[0.0], trace])          # step 0: the start value 0
@@ -318,7 +314,7 @@ def running_dashboard(stream, layer=0, unit=None):
     ax.set(xlim=(0, len(values) + 1), ylim=(lo - pad, hi + pad), xlabel="training batch (weights fixed)",
            ylabel=f"mean of unit {unit}'s input\n(BN layer {layer + 1})",
            title="How the running mean tracks the batch means (it starts at 0)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)     # outside: never covers a line
 
     def update(momentum):
         trace = running_trace(values, momentum)
@@ -358,7 +354,7 @@ def options_figure(results):
                label=f"population statistics (eval): {results['population']:.1%}")
     ax.set_xscale("log")
     ax.set_xticks(sizes, [str(s) for s in sizes])
-    ax.set(xlabel="test batch size (images normalised together)", ylabel="test accuracy", ylim=(0.4, 1.0),
+    ax.set(xlabel="test batch size (images normalized together)", ylabel="test accuracy", ylim=(0.4, 1.0),
            title="Three ways to get μ and σ² at inference (batch size 1 in train mode: an error)")
     ax.legend(loc="lower right", fontsize=8)
     return fig
@@ -499,7 +495,7 @@ def arithmetic_per_image(model):
 # --------------------------------------------------------------------------- exercises
 EX2_BATCH_MEANS = np.array([2.0, 4.0, 3.0])
 EX3_BATCH_VARS = np.array([1.5, 2.0, 2.5])
-EX3_M = 4
+EX3_N = 4
 EX4 = dict(W=np.array([[1.0, -2.0, 0.5], [0.5, 1.0, -1.0]]), b=np.array([0.5, -1.0, 2.0]),
            gamma=np.array([2.0, 0.5, 1.0]), beta=np.array([0.1, 0.0, -0.3]),
            running_mean=np.array([1.0, -2.0, 0.5]), running_var=np.array([4.0, 0.25, 1.0]), eps=1e-5)
@@ -519,27 +515,30 @@ def ex2_expected(values=EX2_BATCH_MEANS, alpha=0.1):
 
 
 def check_running_after_three(answer):
-    """Exercise 2: PyTorch's running mean after three batches (α = 0.1, starting at 0)."""
+    """Exercise 2: PyTorch's running mean after three batches (α = 0.1, starting at 0).
+    Three decimals are enough: answers within 0.005 count as correct."""
     v = EX2_BATCH_MEANS
     from_first = running_trace(v[1:], 0.1, start=v[0])[-1]
-    check(answer, ex2_expected(), "exercise 2 — running mean after 3 batches",
+    check(answer, ex2_expected(), "exercise 2 — running mean after 3 batches", rtol=0, atol=0.005,
           wrong=[(ex2_expected(alpha=0.9), "you gave the new batch weight 0.9; in PyTorch 0.1 is the weight "
                                             "of the new batch: running = 0.9·running + 0.1·μ_B"),
                  (from_first, "running_mean starts at 0, not at the first batch mean"),
                  (v.mean(), "that is the plain average of the three (momentum=None); use α = 0.1"),
-                 (0.1 * v[-1], "you updated only once; apply the update for each of the 3 batches in turn")])
+                 (0.1 * v[-1], "you updated only once; apply the update for each of the 3 batches in turn"),
+                 (0.1 * v.sum(), "you added 0.1·μ_B for each batch but forgot the 0.9·running part: each update "
+                                 "first multiplies the old running value by 0.9, then adds 0.1·μ_B")])
 
 
 def check_population_variance(answer):
-    """Exercise 3: the BN paper's Var[x] from three batch variances of batches of size m = 4."""
-    v, m = EX3_BATCH_VARS, EX3_M
+    """Exercise 3: the BN paper's Var[x] from three batch variances of batches of size N = 4."""
+    v, n = EX3_BATCH_VARS, EX3_N
     k = len(v)
-    check(answer, m / (m - 1) * v.mean(), "exercise 3 — Var[x] from batch variances",
-          wrong=[(v.mean(), "you forgot the factor m/(m − 1): the batch variances divide by m, so their "
+    check(answer, n / (n - 1) * v.mean(), "exercise 3 — Var[x] from batch variances",
+          wrong=[(v.mean(), "you forgot the factor N/(N − 1): the batch variances divide by N, so their "
                             "mean is a little too small"),
-                 ((m - 1) / m * v.mean(), "the factor is upside down: multiply by m/(m − 1), which is above 1"),
-                 (k / (k - 1) * v.mean(), "m is the batch size (4), not the number of batches (3)"),
-                 (m / (m - 1) * np.mean(np.sqrt(v)) ** 2, "average the variances themselves, not the "
+                 ((n - 1) / n * v.mean(), "the factor is upside down: multiply by N/(N − 1), which is above 1"),
+                 (k / (k - 1) * v.mean(), "N is the batch size (4), not the number of batches (3)"),
+                 (n / (n - 1) * np.mean(np.sqrt(v)) ** 2, "average the variances themselves, not the "
                                                            "standard deviations")])
 
 
@@ -553,6 +552,7 @@ def check_folded_bias(answer):
     p = EX4
     s = p["gamma"] / np.sqrt(p["running_var"] + p["eps"])
     s_no_sqrt = p["gamma"] / (p["running_var"] + p["eps"])
+    eps_hint = "put ε inside the square root: s = γ / √(running_var + ε)"
     check(answer, ex4_expected(), "exercise 4 — the folded bias b'",
           wrong=[(p["b"] * s + p["beta"], "you forgot to subtract the running mean: b' = (b − running_mean)·s + β"),
                  (p["b"] * s - p["running_mean"] + p["beta"], "the running mean is subtracted BEFORE scaling: "
@@ -561,5 +561,8 @@ def check_folded_bias(answer):
                  ((p["b"] - p["running_mean"]) * s_no_sqrt + p["beta"], "s divides by the standard deviation "
                                                                         "√(running_var + ε), not by the variance"),
                  ((p["b"] - p["running_mean"]) * p["gamma"] + p["beta"], "you forgot to divide by "
-                                                                         "√(running_var + ε)")],
+                                                                         "√(running_var + ε)"),
+                 ((p["b"] - p["running_mean"]) * p["gamma"] / np.sqrt(p["running_var"]) + p["beta"], eps_hint),
+                 ((p["b"] - p["running_mean"]) * p["gamma"] / (np.sqrt(p["running_var"]) + p["eps"]) + p["beta"],
+                  eps_hint)],
           rtol=1e-6, atol=1e-9)

@@ -64,7 +64,7 @@ def _train_all(steps, lr, batch_size, record_every, seed, baselines):
     return runs, data
 
 
-def train_placements(steps=400, lr=0.5, batch_size=60, record_every=40, seed=0, baselines=True):
+def train_placements(steps=400, lr=0.5, batch_size=60, record_every=50, seed=0, baselines=True):
     """Train the 784-100-100-100-10 network on MNIST-5k with sigmoid (Xavier init) and with ReLU
     (He init), each with BN before the activation, BN after it, and (baselines=True) without BN.
     Same seed, data order, learning rate and steps for all. Returns ({(activation, position): Run},
@@ -74,7 +74,7 @@ def train_placements(steps=400, lr=0.5, batch_size=60, record_every=40, seed=0, 
 
 
 def final_accuracy(run, last=3):
-    """Mean test accuracy of the last `last` records (smooths the step-to-step wobble)."""
+    """Mean test accuracy of the last `last` records (reduces the random ups and downs between records)."""
     return float(np.mean(run.history.test_acc[-last:]))
 
 
@@ -92,16 +92,17 @@ def accuracy_figure(runs):
         ax.set(title=f"{act}", xlabel="training step", ylim=(0.6, 1.0))
         ax.legend(loc="lower center", fontsize=8)
     axes[0].set_ylabel("test accuracy (axis starts at 0.6)")
-    fig.suptitle("Where to put BN: test accuracy while training (MNIST-5k, lr 0.5, batch 60)")
+    fig.suptitle("Where to put BN: test accuracy while training (MNIST-5k, lr 0.5, batch size N = 60)")
     return fig
 
 
 def layer_table(runs, data):
-    """Print per run: final test accuracy (mean of the last 3 records), per hidden layer the
-    std of z and the fraction of saturated sigmoid values / dead ReLU units, on the test set."""
+    """Print per run: final test accuracy (mean of the last 3 records), and per hidden layer the
+    standard deviation of z and the fraction of saturated sigmoid values / dead ReLU units, all
+    measured at the end of training on the whole test set in eval mode (running averages)."""
     print(f"{'run':<44}{'test acc.':>10}   {'std of z (layers 1, 2, 3)':<26} saturated / dead units")
     for (act, pos), run in runs.items():
-        std = ", ".join(f"{s:.2f}" for s in pre_std(run))
+        std = ", ".join(f"{z.std():.2f}" for z in activations(run.model, data.x_test)[0])
         if act == "sigmoid":
             tail = "saturated " + ", ".join(f"{s:.1%}" for s in saturated_fraction(run.model, data.x_test))
         else:
@@ -156,27 +157,34 @@ def _record_index(history, step):
                        len(history.record_steps) - 1))
 
 
-def histogram_dashboard(runs, xlim=(-6, 6)):
-    """What the activation receives, per hidden layer: histograms of z over 500 test images for
-    BN before (blue), BN after (green) and no BN (orange outline), at a chosen training step.
-    Controls: the activation and the step. The shaded band marks the flat part of the
-    activation: the saturated tails of the sigmoid, or z ≤ 0 where a ReLU outputs 0."""
+XLIM = {"sigmoid": (-6.0, 6.0), "relu": (-8.0, 8.0)}   # ReLU after BN-less layer 1 is wide: the whole bin range
+HIST_STYLE = {"before": dict(fill=True, alpha=0.45, lw=0),            # filled
+              "after": dict(fill=False, lw=2.0),                       # solid outline: no mixed third color
+              "none": dict(fill=False, lw=1.5, ls="--")}               # dashed outline
+
+
+def histogram_dashboard(runs, xlim=XLIM):
+    """What the activation receives, per hidden layer: histograms of z over the 500 recorded test
+    images for BN before (blue, filled), BN after (green outline) and no BN (orange, dashed
+    outline), at a chosen training step. Controls: the activation and the step. The shaded band
+    marks the flat part of the activation: the saturated tails of the sigmoid, or z ≤ 0 where a
+    ReLU outputs 0. The x-range follows the activation (`xlim`: {activation: (lo, hi)}); values
+    beyond the bins (±8) are counted in the outermost bins."""
     positions = [p for p in POSITIONS if ("sigmoid", p) in runs]
     first = runs["sigmoid", positions[0]].history
     n_layers = len(first.layers)
-    fig, axes = new_figure(1, n_layers, width=9.5, height=3.4, sharey=True,
-                           margins=(0.07, 0.99, 0.26, 0.83, 0.08, 0))            # fixed: fast redraws
+    fig, axes = new_figure(1, n_layers, width=9.5, height=3.6, sharey=True,
+                           margins=(0.07, 0.99, 0.14, 0.76, 0.08, 0))            # fixed: fast redraws
     edges = first.layers[0].pre.bin_edges
     stairs = {}
     for l, ax in enumerate(axes):
         for pos in positions:
-            fill = pos != "none"
-            stairs[l, pos] = ax.stairs(np.zeros(len(edges) - 1), edges, fill=fill, alpha=0.45 if fill else 1.0,
-                                       color=POSITION_COLORS[pos], lw=1.5, label=POSITION_LABELS[pos])
-        ax.set(xlim=xlim, title=f"hidden layer {l + 1}", xlabel="z, the activation's input")
+            stairs[l, pos] = ax.stairs(np.zeros(len(edges) - 1), edges, color=POSITION_COLORS[pos],
+                                       label=POSITION_LABELS[pos], **HIST_STYLE[pos])
+        ax.set(title=f"hidden layer {l + 1}", xlabel="z, the activation's input")
     axes[0].set_ylabel("fraction of values")
-    fig.legend(handles=[stairs[0, pos] for pos in positions], loc="lower center", ncols=len(positions),
-               fontsize=8, frameon=False)
+    fig.legend(handles=[stairs[0, pos] for pos in positions], loc="upper center", bbox_to_anchor=(0.5, 0.925),
+               ncols=len(positions), fontsize=8, frameon=False)
     shades = {"sigmoid": [ax.axvspan(lo, hi, color=COLORS["grey"], alpha=0.15, lw=0)
                           for ax in axes for lo, hi in ((-8, -SATURATED), (SATURATED, 8))],
               "relu": [ax.axvspan(-8, 0, color=COLORS["grey"], alpha=0.15, lw=0) for ax in axes]}
@@ -193,6 +201,8 @@ def histogram_dashboard(runs, xlim=(-6, 6)):
         for act, spans in shades.items():
             for span in spans:
                 span.set_visible(act == activation)
+        for ax in axes:
+            ax.set_xlim(*xlim[activation])
         axes[0].set_ylim(0, 1.15 * top)             # shared y: one call rescales all panels
         what = "saturated (σ < 0.05 or > 0.95)" if activation == "sigmoid" else "≤ 0 (ReLU outputs 0)"
         shaded = "the saturated tails" if activation == "sigmoid" else "z ≤ 0, where ReLU outputs 0"

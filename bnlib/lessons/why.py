@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 import numpy as np
 
 from .. import plots
@@ -30,7 +30,8 @@ from ..widgets import Dashboard
 
 SIZES = [784, 100, 100, 100, 10]
 LABELS = {"plain": "without BN", "bn": "with BN", "noisy": "noisy BN"}
-COLOR = {"plain": plots.COLORS["plain"], "bn": plots.COLORS["bn"], "noisy": plots.COLORS["instance"]}
+COLOR = {"plain": plots.COLORS["plain"], "bn": plots.COLORS["bn"],
+         "noisy": "#CC79A7"}      # Okabe–Ito reddish purple: clearly apart from "plain" orange #E69F00
 ETAS = np.linspace(0.05, 0.4, 8)        # step sizes along the gradient (training lr 0.1: ½× to 4×)
 
 
@@ -38,15 +39,15 @@ ETAS = np.linspace(0.05, 0.4, 8)        # step sizes along the gradient (trainin
 class BatchNoise(Layer):
     """Noise with a non-zero mean and a non-unit variance, put after a BatchNorm layer.
 
-        y = s · x + m          (s, m: one value per unit, shape (D,))
-        m ~ uniform(−max_shift, max_shift),   s ~ uniform(1/max_scale, max_scale)
+        y = s · x + a          (s: scale, a: shift; one value per unit, shape (D,))
+        a ~ uniform(−max_shift, max_shift),   s ~ uniform(1/max_scale, max_scale)
 
     BN makes each unit's values over the batch have mean 0 and variance 1; after this layer they
-    have mean m and variance s², and (s, m) are drawn anew after every backward pass, that is,
+    have mean a and variance s², and (s, a) are drawn anew after every backward pass, that is,
     for every training step. So the distribution the next layer sees changes at every step.
     Recording (a forward pass without backward) sees the noise of the next step and draws nothing.
     In eval mode the layer applies the average noise instead: y = s̄ · x with s̄ the mean of s
-    (and the mean of m is 0), as dropout does with its average mask.
+    (and the mean of a is 0), as dropout does with its average mask.
     """
 
     def __init__(self, num_features, max_shift=1.0, max_scale=2.0, seed=0):
@@ -55,13 +56,13 @@ class BatchNoise(Layer):
         self.draw()
 
     def draw(self):
-        self.m = self.rng.uniform(-self.max_shift, self.max_shift, self.num_features).astype(np.float32)
+        self.a = self.rng.uniform(-self.max_shift, self.max_shift, self.num_features).astype(np.float32)
         self.s = self.rng.uniform(1 / self.max_scale, self.max_scale, self.num_features).astype(np.float32)
 
     def forward(self, x):
         if not self.training:
             return x * np.float32((1 / self.max_scale + self.max_scale) / 2)
-        return x * self.s + self.m
+        return x * self.s + self.a
 
     def backward(self, dy):
         dx = dy * self.s
@@ -310,16 +311,20 @@ def landscape_dashboard(land):
 
 def landscape_figure(land):
     """The three measures of Santurkar et al.'s Figure 4 over training, without and with BN."""
-    fig, axes = plots.new_figure(1, 3, 11.0, 3.4, (0.06, 0.99, 0.15, 0.82, 0.3, 0))
-    measures = (("loss range", land.loss_range, "max − min of L(θ − ηg) (log scale)", "log"),
-                ("gradient change", land.max_change, "max ‖∇L(θ) − ∇L(θ − ηg)‖ (log scale)", "log"),
-                ("effective β-smoothness", land.beta, "max ‖Δ gradient‖ / ‖ηg‖", "linear"))
+    fig, axes = plots.new_figure(1, 3, 11.0, 3.4, (0.07, 0.99, 0.15, 0.82, 0.32, 0))
+    measures = (("loss range (log scale)", land.loss_range, "max − min of L(θ − ηg)", "log"),
+                ("gradient change (log scale)", land.max_change, "max ‖∇L(θ) − ∇L(θ − ηg)‖", "log"),
+                ("effective β-smoothness", land.beta, "max ‖∇L(θ) − ∇L(θ − ηg)‖ / ‖ηg‖", "linear"))
     for ax, (name, fn, ylabel, scale) in zip(axes, measures):
         for kind in ("plain", "bn"):
             ax.plot(land.steps, fn(kind), marker="o", ms=4, color=COLOR[kind], label=LABELS[kind])
         ax.set(xlabel="training step", ylabel=ylabel, title=name, yscale=scale)
-        if scale == "log":                     # plain-number labels: no slow math text
+        if scale == "log":                     # plain-number labels (no slow math text) at 1, 3, 10, 30 …
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 3.0)))
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            low = min(fn(kind).min() for kind in ("plain", "bn"))
+            decade = 10.0 ** np.floor(np.log10(low))      # so a labeled tick lies below the lowest point
+            ax.set_ylim(bottom=3 * decade if 3 * decade <= low else decade)
             ax.yaxis.set_minor_formatter(NullFormatter())
         ax.legend(loc="upper right", fontsize=8)
     axes[2].set_ylim(0, None)
@@ -378,7 +383,7 @@ def scale_dashboard(eps=1e-12):
     ax_z.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="BN output with W (c = 1)",
              ylabel="BN output with c·W", title="the output does not change")
     ax_z.legend(loc="upper left", fontsize=8)
-    bars = ax_n.bar([0, 1], [1, 1], color=[plots.COLORS["bn"], plots.COLORS["plain"]])
+    bars = ax_n.bar([0, 1], [1, 1], color=[plots.COLORS["bn"], plots.CYCLE[2]])   # orange means "without BN"
     ax_n.set_xticks([0, 1], ["‖c·W‖ / ‖W‖", "‖∂L/∂(cW)‖ / ‖∂L/∂W‖"])
     ax_n.set(yscale="log", ylim=(0.05, 20), ylabel="ratio to c = 1 (log scale)",
              title="the weights grow, their gradient shrinks")
@@ -442,7 +447,7 @@ def growth_figure(growth, layer=0):
     learning rate η/‖W‖², relative to its start."""
     fig, (ax_w, ax_e) = plots.new_figure(1, 2, 9.5, 3.5, (0.08, 0.98, 0.15, 0.8, 0.28, 0))
     for i, lr in enumerate(growth.lrs):
-        color = plots.CYCLE[i + 2]
+        color = (plots.CYCLE[2], plots.COLORS["black"], plots.CYCLE[5])[i % 3]   # not pink: that is noisy BN here
         n = growth.norms[lr][:, layer]
         steps = np.arange(len(n))
         ax_w.plot(steps, n / n[0], color=color, label=f"η = {lr:g}")
@@ -477,17 +482,28 @@ def check_change(answer, p=EXERCISE_PERCENTILES):
                  (np.abs(np.diff(p, axis=0)).sum(), "take the mean, not the sum")])
 
 
-GRAD_NORM, SCALE_C = 0.8, 4.0
+STEP_W_NORM, STEP_GRAD_NORM, STEP_LR = 2.0, 0.8, 0.5     # exercise 2: ‖W‖, ‖∂L/∂W‖, η
 
 
-def check_scaled_gradient(answer, grad_norm=GRAD_NORM, c=SCALE_C):
-    """Exercise 2: ‖∂L/∂W‖ after W (and b) of a Linear layer before BN are multiplied by c."""
-    check(answer, grad_norm / c, f"exercise 2 — the gradient norm after scaling by c = {c:g}",
-          wrong=[(grad_norm * c, "the output does not change, so the loss changes c times more slowly per "
-                                 "unit of W: the gradient is divided by c, not multiplied"),
-                 (grad_norm, "the loss stays the same, but its gradient does not: it shrinks by 1/c"),
-                 (grad_norm / c ** 2, "1/c² is how the effective learning rate changes; the gradient "
-                                      "itself shrinks by 1/c")])
+def step_length_expected(w=STEP_W_NORM, g=STEP_GRAD_NORM, lr=STEP_LR):
+    """‖W − η g‖ when g is perpendicular to W (Pythagoras): √(‖W‖² + (η‖g‖)²)."""
+    return float(np.sqrt(w ** 2 + (lr * g) ** 2))
+
+
+def check_step_length(answer, w=STEP_W_NORM, g=STEP_GRAD_NORM, lr=STEP_LR):
+    """Exercise 2: ‖W‖ after one SGD step W ← W − η ∂L/∂W, with the gradient perpendicular to W.
+    Three decimals are enough (relative tolerance 1e-3)."""
+    perpendicular = "the gradient is perpendicular to W, so "
+    check(answer, step_length_expected(w, g, lr), "exercise 2 — ‖W‖ after one step",
+          wrong=[(w + lr * g, perpendicular + "the lengths do not simply add: add their squares "
+                              "(Pythagoras), ‖W − ηg‖² = ‖W‖² + (η‖g‖)²"),
+                 (w - lr * g, perpendicular + "a step along −g cannot make W shorter: use Pythagoras, "
+                              "‖W − ηg‖² = ‖W‖² + (η‖g‖)²"),
+                 (np.sqrt(w ** 2 + g ** 2), "the step is η·g, not g: multiply ‖g‖ by η before squaring"),
+                 (w ** 2 + (lr * g) ** 2, "that is ‖W‖² after the step; take the square root"),
+                 (np.sqrt(w ** 2 + lr * g ** 2), "square the whole step: (η‖g‖)² = η²‖g‖², not η‖g‖²"),
+                 (w, "the step adds a piece perpendicular to W, so ‖W‖ grows a little")],
+          rtol=1e-3, atol=0)
 
 
 def check_effective_lr(answer, lr=0.1, start=2.0, end=2.5):

@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: lab test bench clean
+.PHONY: lab test bench bench-notebooks bench-sliders clean
 
 $(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,14 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/train_speed.py
+
+# each notebook's run time and peak kernel memory in a fresh kernel, and the series' total
+bench-notebooks: $(VENV)/.installed
+	$(BIN)/python bench/notebooks.py
+
+# key press → new pixels for every slider figure, in JupyterLab + Debian's Chromium
+bench-sliders: $(VENV)/.installed
+	$(BIN)/python bench/slider_latency.py
 
 clean:
 	rm -rf $(VENV)

@@ -227,6 +227,7 @@ def axes_dashboard(shape=PICTURE_SHAPE, x=None):
     title = ax.set_title("", fontsize=10)
 
     def update(norm, groups, n, c):
+        controls["groups"].disabled = norm != "group"      # G only means something for GroupNorm
         image.set_data(_picture_rgb(norm, n, c, shape, groups))
         marker.set_data([c * (W + 1) + (W - 1) / 2], [n * (H + 1) + (H - 1) / 2])
         title.set_text(f"{NAMES[norm]}: the colored values share one mean μ and one variance σ²")
@@ -234,7 +235,7 @@ def axes_dashboard(shape=PICTURE_SHAPE, x=None):
         vals = x[statistic_set(norm, n, c, shape, groups)]
         g = f" with G = {groups} groups of {C // groups} channels" if norm == "group" else ""
         return (f"{NAMES[norm]}{g}: each statistic averages {per} values; there are {how_many} "
-                f"statistics (μ, σ² pairs). Highlighted set: {vals.size} values, "
+                f"statistics (μ, σ² pairs). Set of the value at n = {n}, c = {c}: {vals.size} values, "
                 f"μ = {vals.mean():+.2f}, σ = {vals.std():.2f}.")
 
     controls = dict(

@@ -23,8 +23,9 @@ def pair(data):
 
 @pytest.fixture(scope="module")
 def small_grid(data):
-    """Two learning rates, 40 steps: one that trains, one that blows up at once."""
-    return compare.lr_grid(data, lrs=(0.3, 10.0), steps=40, record_every=20)
+    """Two learning rates, 40 steps: one that trains, and one (1000) so large that the loss of
+    both networks stays above 10·ln 10 for 20 steps in a row, so bnlib.train stops them."""
+    return compare.lr_grid(data, lrs=(0.3, 1000.0), steps=40, record_every=20)
 
 
 def fake(test_acc, train_acc=None, diverged=False, lr=0.1, steps=200):
@@ -58,7 +59,7 @@ def test_figure1_pair_and_its_numbers(pair):
     assert compare.band_growth_all_units(pair["plain"]).shape == (100,)
 
 
-def test_figures_have_labelled_axes_and_legends(pair, small_grid, data):
+def test_figures_have_labeled_axes_and_legends(pair, small_grid, data):
     sweep = compare.init_sweep(data, stds=(0.01, 1.0), steps=20)
     figs = [compare.figure1(pair), compare.init_figure(sweep), compare.gap_figure(pair),
             compare.lr_dashboard(small_grid).fig]
@@ -86,20 +87,42 @@ def test_truncate_equals_the_shorter_run(data):
 
 
 def test_grid_outcomes_and_table(small_grid, capsys):
-    assert compare.grid_lrs(small_grid) == [0.3, 10.0]
-    assert compare.outcome(small_grid[(10.0, "plain")]) == "diverged"
-    assert np.isnan(compare.final_accuracy(small_grid[(10.0, "bn")]))
+    assert compare.grid_lrs(small_grid) == [0.3, 1000.0]
+    assert compare.outcome(small_grid[(1000.0, "plain")]) == "diverged"
+    assert np.isnan(compare.final_accuracy(small_grid[(1000.0, "bn")]))
+    assert small_grid[(1000.0, "bn")].config["steps"] == 40 and len(small_grid[(1000.0, "bn")].loss) == 20
     assert compare.outcome(fake([0.1, 0.12])) == "stalled" and compare.outcome(fake([0.1, 0.6])) == "learned"
     compare.sweep_table(small_grid)
     out = capsys.readouterr().out
-    assert "learning rate 10" in out and "diverged" in out
+    assert "learning rate 1000" in out and "diverged" in out
+
+
+def test_a_loss_spike_that_recovers_is_not_stopped(data):
+    """BN at lr 10: the loss jumps above 10·ln 10 in the first steps, then comes back down."""
+    pair = compare.run_pair(data, 10.0, 30, 10, probe_size=20)
+    bn = pair["bn"]
+    assert not bn.diverged and len(bn.loss) == 30
+    assert compare.first_loss_peak(bn) > 10 * np.log(10) > bn.loss[-5:].max()
+    assert 0 <= compare.stuck_units(bn) <= 1 and 0 <= compare.stuck_units(pair["plain"]) <= 1
+    stuck, others = compare.beta_gamma_ratio(bn)
+    assert np.isnan(stuck) or stuck >= 0
+    assert others >= 0
+    assert bn.network.norm == "batch" and pair["plain"].network.norm is None
+
+
+def test_stuck_units_counts_narrow_bands():
+    units = np.zeros((2, 4, 3))
+    units[-1, :, 2] = [0.005, 0.02, 0.5, 0.0]           # 85th − 15th percentile of each unit's output
+    h = fake([0.1, 0.1])
+    h.layers = [type("Layer", (), {"act": type("Stats", (), {"unit_percentiles": units})})()]
+    assert compare.stuck_units(h) == 0.5
 
 
 def test_lr_dashboard_every_lr_with_bn_on_and_off(small_grid):
     dash = compare.lr_dashboard(small_grid)
-    assert [v for _, v in dash.controls["lr"].options] == [0.3, 10.0]
+    assert [v for _, v in dash.controls["lr"].options] == [0.3, 1000.0]
     summaries = set()
-    for lr in (0.3, 10.0):
+    for lr in (0.3, 1000.0):
         for bn in (True, False):
             s = dash.set(lr=lr, bn=bn)
             assert s.startswith(f"lr {lr:g}, {'with' if bn else 'without'} BN")
@@ -122,7 +145,8 @@ def test_check_gap_accepts_the_answer_and_hints_each_mistake(capsys):
     assert "✓" in capsys.readouterr().out
     compare.check_gap(..., runs)
     assert "not attempted" in capsys.readouterr().out
-    for wrong, hint in [(0.9 - 0.98, "test − training"), (0.52 - 0.5, "without BN"), (0.13 - 0.1, "step 0")]:
+    for wrong, hint in [(0.9 - 0.98, "test − training"), (0.52 - 0.5, "without BN"), (0.13 - 0.1, "step 0"),
+                        (8.0, "not in percent")]:
         with pytest.raises(NotYet, match=hint):
             compare.check_gap(wrong, runs)
 
@@ -142,9 +166,12 @@ def test_check_plain_mask_accepts_the_answer_and_hints_each_mistake(capsys):
     compare.check_plain_mask(..., grid)
     assert "not attempted" in capsys.readouterr().out
     for wrong, hint in [([True, True, True, False], "with BN"), ([False, False, True, True], "diverged"),
-                        ([True, True, False, True], "DID reach"), ([False, False, False, False], "fraction")]:
+                        ([True, True, False, True], "DID reach"), ([False, False, False, False], "fraction"),
+                        ([0.1, 0.2, 0.4, 0.0], "not the accuracies"), ([False, False, True], "4 entries, not 3")]:
         with pytest.raises(NotYet, match=hint):
             compare.check_plain_mask(np.array(wrong), grid)
+    with pytest.raises(NotYet, match="not a dict"):
+        compare.check_plain_mask(dict(zip(lrs, right)), grid)
 
 
 def test_check_scale_invariance(data, capsys):
@@ -159,6 +186,7 @@ def test_check_scale_invariance(data, capsys):
     assert "✓" in capsys.readouterr().out
     compare.check_scale_invariance(None, data)
     assert "not attempted" in capsys.readouterr().out
-    for wrong, hint in [(np.abs(10 * u - u).max(), "inputs"), (np.abs(10 * y1 - y1).max(), "scaled BN's output")]:
+    for wrong, hint in [(np.abs(10 * u - u).max(), "inputs"), (np.abs(10 * y1 - y1).max(), "scaled BN's output"),
+                        (np.abs(y2 - y1), "one number"), ("0.0", "text")]:
         with pytest.raises(NotYet, match=hint):
             compare.check_scale_invariance(wrong, data)

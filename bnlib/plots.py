@@ -1,4 +1,4 @@
-"""Figures the notebooks share: accuracy curves, percentile bands, layer histograms.
+"""Figures the notebooks share: accuracy curves and percentile bands.
 
 Colours are the Okabe–Ito palette (readable with every common colour-vision deficiency);
 "plain" and "bn" keep the same colours in every notebook. Functions draw into an `ax` you
@@ -61,9 +61,3 @@ def percentile_bands(ax, history, layer=-1, unit=0, color=None, label=None, tens
     ax.set_xlabel("training step")
     ax.set_ylabel("input to the activation" if tensor == "pre" else "activation output")
     return band, median
-
-
-def layer_histogram(ax, stats, record, color=None, label=None):
-    """Histogram of one layer's values at one record, drawn as stairs (update with .set_data)."""
-    heights = stats.hist[record]
-    return ax.stairs(heights, stats.bin_edges, fill=True, alpha=0.6, color=color or COLORS["bn"], label=label)

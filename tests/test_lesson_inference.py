@@ -11,6 +11,7 @@ import pytest  # noqa: E402
 import bnlib  # noqa: E402
 from bnlib.checks import NotYet  # noqa: E402
 from bnlib.lessons import inference as inf  # noqa: E402
+from exercise_support import accepts, not_attempted
 
 
 @pytest.fixture(scope="module")
@@ -196,15 +197,6 @@ def test_fold_model(trained):
 
 
 # --------------------------------------------------------------------------- exercises
-
-def accepts(capsys, fn, *args):
-    fn(*args)
-    assert "correct" in capsys.readouterr().out
-
-
-def not_attempted(capsys, fn, *args):
-    fn(*args)
-    assert "not attempted" in capsys.readouterr().out
 
 def rejects(fn, answer, *hint_words):
     with pytest.raises(NotYet) as err:

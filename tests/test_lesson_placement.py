@@ -10,6 +10,7 @@ import pytest  # noqa: E402
 
 from bnlib.checks import NotYet  # noqa: E402
 from bnlib.lessons import placement as pl  # noqa: E402
+from exercise_support import accepts, not_attempted
 
 
 @pytest.fixture(scope="module")
@@ -100,15 +101,6 @@ def test_histogram_dashboard_across_both_controls(short):
 
 
 # --------------------------------------------------------------------------- exercises
-
-def accepts(capsys, fn, *args):
-    fn(*args)
-    assert "correct" in capsys.readouterr().out
-
-
-def not_attempted(capsys, fn, *args):
-    fn(*args)
-    assert "not attempted" in capsys.readouterr().out
 
 def rejects(fn, answer, *args, hint):
     with pytest.raises(NotYet) as err:

@@ -7,12 +7,14 @@
     data.py      MNIST-5k and 8×8 digits (shipped), spirals and blobs, minibatches
     gradcheck.py numerical gradients and the relative error
     checks.py    exercise checks and self-checking claims for the notebooks
+    i18n.py      set_language("ja" | "en"): the language of every string a learner reads
 """
 from threadpoolctl import threadpool_limits
 
 from .checks import check, claim
 from .data import Dataset, load_digits, load_mnist5k, make_blobs, make_spirals, minibatches
 from .gradcheck import grad_check, rel_error
+from .i18n import get_language, set_language
 from .layers import (BatchNorm, BatchRenorm, GroupNorm, LayerNorm, Linear, ReLU, Sigmoid, Tanh, fold_batchnorm,
                      softmax_cross_entropy)
 from .model import MLP

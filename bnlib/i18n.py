@@ -1,0 +1,68 @@
+"""The learner's language: every string bnlib shows a learner goes through `_`.
+
+    bnlib.set_language("ja")    # figures, sliders, summaries, hints, claims and errors in Japanese
+    bnlib.set_language("en")    # back to English (the default)
+
+Messages are looked up in gettext catalogs (bnlib/locale/<lang>/LC_MESSAGES/bnlib.mo), made
+from the .po files by `python scripts/update_catalog.py`. Three rules keep them extractable:
+- wrap the literal text: `_("test accuracy")`, never `_(f"…")` or `_(variable)` of new text;
+- put numbers in with named fields: `_("gap {gap:+.1%}").format(gap=g)`, so a translation can
+  move them;
+- text fixed at import time (module constants) is marked with `N_` and translated where it is
+  shown: `LABELS = {"bn": N_("with BN")}`, then `_(LABELS[kind])`.
+"""
+import gettext
+from pathlib import Path
+
+import matplotlib
+
+LOCALE_DIR = Path(__file__).parent / "locale"
+DOMAIN = "bnlib"
+LANGUAGES = ("en", "ja")
+
+_state = {"language": "en", "translation": gettext.NullTranslations(), "font": None}
+
+
+def _(message):
+    """The message in the current language (the English text itself when no translation)."""
+    return _state["translation"].gettext(message)
+
+
+def N_(message):
+    """Mark text for the catalog without translating it yet (for module-level constants)."""
+    return message
+
+
+def get_language():
+    """The current language code: "en" or "ja"."""
+    return _state["language"]
+
+
+def set_language(language):
+    """Switch what bnlib shows to "en" (English) or "ja" (日本語).
+
+    Also sets matplotlib's font for figures made afterwards: a bundled Japanese font (IPAexGothic,
+    from the matplotlib-fontja package) for "ja", the font that was in use before for "en".
+    """
+    if language not in LANGUAGES:
+        raise ValueError(f"unknown language {language!r}; choose one of {', '.join(map(repr, LANGUAGES))}")
+    if language == "en":
+        translation = gettext.NullTranslations()
+    else:
+        translation = gettext.translation(DOMAIN, LOCALE_DIR, languages=[language])
+    _state.update(language=language, translation=translation)
+    _set_font(language)
+
+
+def _set_font(language):
+    if language == "ja":
+        if _state["font"] is None:                   # remember the English look, to restore it
+            _state["font"] = matplotlib.rcParams["font.family"]
+        from matplotlib import font_manager
+        import matplotlib_fontja                     # on import it registers IPAexGothic with matplotlib
+        name = font_manager.FontProperties(fname=matplotlib_fontja.get_font_ttf_path()).get_name()
+        # the Japanese font first for kana and kanji; DejaVu Sans supplies what it lacks (✓, …)
+        matplotlib.rcParams["font.family"] = [name, "DejaVu Sans"]
+    elif _state["font"] is not None:
+        matplotlib.rcParams["font.family"] = _state["font"]
+        _state["font"] = None

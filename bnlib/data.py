@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .i18n import _
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
@@ -96,10 +98,10 @@ def minibatches(n, batch_size, seed=0):
     samples (batch statistics of a 3-sample leftover would be a different experiment).
     """
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise ValueError(_("batch_size must be a positive integer, got {value!r}").format(value=batch_size))
     if batch_size > n:
-        raise ValueError(f"batch_size {batch_size} is larger than the {n} training samples; "
-                         f"use at most {n}")
+        raise ValueError(_("batch_size {size} is larger than the {n} training samples; use at most {n}")
+                         .format(size=batch_size, n=n))
     rng = np.random.default_rng(seed)
     while True:
         order = rng.permutation(n)

@@ -9,6 +9,8 @@ relative to f(x) before summing, so rounding in a large sum does not hide a smal
 """
 import numpy as np
 
+from .i18n import _
+
 
 def grad_check(f, x, df=None, h=1e-4):
     """Numerical gradient of f at x (x is changed in place and restored).
@@ -18,9 +20,9 @@ def grad_check(f, x, df=None, h=1e-4):
     Use float64: in float32 the rounding error of f swamps the difference for small h.
     """
     if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
-        raise TypeError("grad_check needs x as a floating-point np.ndarray (it perturbs x in place)")
+        raise TypeError(_("grad_check needs x as a floating-point np.ndarray (it perturbs x in place)"))
     if not x.flags.c_contiguous:
-        raise ValueError("grad_check needs a C-contiguous x (it perturbs x in place): pass x.copy()")
+        raise ValueError(_("grad_check needs a C-contiguous x (it perturbs x in place): pass x.copy()"))
 
     f0 = f(x).copy() if df is not None else f(x)
 

@@ -9,7 +9,9 @@ Every layer has the same few members:
 import numpy as np
 
 from . import norm
-from .validate import as_float_array, check_choice, check_eps, check_finite, check_ndim
+from .i18n import _
+from .validate import (as_float_array, check_choice, check_dtype, check_eps, check_finite, check_grad_shape,
+                       check_ndim, check_size)
 
 INITS = ("xavier", "he", "lecun")
 
@@ -31,11 +33,13 @@ class Layer:
         self.training = False
         return self
 
-    def _check_input(self, x, features):
+    def _check_input(self, x, features, dtype):
         x = as_float_array(x)
         if x.ndim != 2 or x.shape[1] != features:
-            raise ValueError(f"{self!r} expects x of shape (N, {features}), got {x.shape}; "
-                             f"check the layer sizes (a single sample needs a batch axis: x[None, :])")
+            raise ValueError(_("{layer} expects x of shape (N, {features}), got {shape}; "
+                               "check the layer sizes (a single sample needs a batch axis: x[None, :])")
+                             .format(layer=repr(self), features=features, shape=x.shape))
+        check_dtype(x, self, dtype)
         return x
 
 
@@ -47,6 +51,8 @@ class Linear(Layer):
     """
 
     def __init__(self, fan_in, fan_out, init="xavier", bias=True, seed=0, dtype=np.float32):
+        check_size(fan_in, "fan_in")
+        check_size(fan_out, "fan_out")
         self.fan_in, self.fan_out, self.init = fan_in, fan_out, init
         if isinstance(init, str):
             check_choice(init, INITS, "init")
@@ -55,7 +61,8 @@ class Linear(Layer):
         elif isinstance(init, (int, float)) and not isinstance(init, bool) and init >= 0:
             std = float(init)
         else:
-            raise ValueError(f"init must be one of {INITS} or a non-negative std, got {init!r}")
+            raise ValueError(_("init must be one of {choices} or a non-negative std, got {value!r}")
+                             .format(choices=INITS, value=init))
         rng = np.random.default_rng(seed)
         self.W = (rng.standard_normal((fan_in, fan_out)) * std).astype(dtype)
         self.b = np.zeros(fan_out, dtype=dtype) if bias else None
@@ -63,7 +70,7 @@ class Linear(Layer):
         self.db = np.zeros_like(self.b) if bias else None
 
     def forward(self, x):
-        self.x = self._check_input(x, self.fan_in)
+        self.x = self._check_input(x, self.fan_in, self.W.dtype)
         y = self.x @ self.W
         if self.b is not None:
             y += self.b
@@ -71,6 +78,7 @@ class Linear(Layer):
 
     def backward(self, dy, need_dx=True):
         """dW = xᵀ dy, db = Σ_n dy, dx = dy Wᵀ (skipped for the first layer: nothing needs it)."""
+        check_grad_shape(dy, (len(self.x), self.fan_out))
         np.matmul(self.x.T, dy, out=self.dW)      # written in place: no 784×100 temporary
         if self.b is not None:
             np.sum(dy, axis=0, out=self.db)
@@ -95,6 +103,7 @@ class Sigmoid(Layer):
         return self.y
 
     def backward(self, dy):
+        check_grad_shape(dy, self.y.shape)
         return dy * self.y * (1.0 - self.y)
 
     def saturated(self, y):
@@ -112,6 +121,7 @@ class Tanh(Layer):
         return self.y
 
     def backward(self, dy):
+        check_grad_shape(dy, self.y.shape)
         return dy * (1.0 - self.y * self.y)
 
     def saturated(self, y):
@@ -129,6 +139,7 @@ class ReLU(Layer):
         return z * self.mask
 
     def backward(self, dy):
+        check_grad_shape(dy, self.mask.shape)
         return dy * self.mask
 
     def saturated(self, y):
@@ -143,14 +154,15 @@ ACTIVATIONS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU}
 
 def _check_momentum(momentum):
     if momentum is not None and not (isinstance(momentum, (int, float)) and 0 <= momentum <= 1):
-        raise ValueError(f"momentum must be in [0, 1] (the weight of the newest batch, PyTorch "
-                         f"convention) or None for a cumulative average, got {momentum!r}")
+        raise ValueError(_("momentum must be in [0, 1] (the weight of the newest batch, PyTorch "
+                           "convention) or None for a cumulative average, got {value!r}").format(value=momentum))
 
 
 class Affine(Layer):
     """Base of the normalisation layers: the learned scale γ and shift β of y = γ x̂ + β."""
 
     def __init__(self, num_features, eps, dtype):
+        check_size(num_features, "num_features")
         check_eps(eps)
         self.num_features, self.eps = num_features, eps
         self.gamma = np.ones(num_features, dtype=dtype)
@@ -188,8 +200,10 @@ class BatchNorm(Affine):
         x = as_float_array(x)
         check_ndim(x, 2, "(N, D) or (N, C, ...)")
         if x.shape[1] != self.num_features:
-            raise ValueError(f"{self!r} expects {self.num_features} features in axis 1, got x of "
-                             f"shape {x.shape}; check the layer sizes")
+            raise ValueError(_("{layer} expects {features} features in axis 1, got x of "
+                               "shape {shape}; check the layer sizes")
+                             .format(layer=repr(self), features=self.num_features, shape=x.shape))
+        check_dtype(x, self, self.gamma.dtype)
         axes = (0,) + tuple(range(2, x.ndim))
         if self.training:
             norm.check_batch_size(x, axes)
@@ -217,7 +231,7 @@ class BatchNorm(Affine):
 
     def backward(self, dy):
         if not self.training:
-            raise RuntimeError("BatchNorm.backward after an eval-mode forward: call .train() first")
+            raise RuntimeError(_("BatchNorm.backward after an eval-mode forward: call .train() first"))
         dx, self.dgamma[...], self.dbeta[...] = norm.batchnorm_backward(dy, self.cache)
         return dx
 
@@ -251,7 +265,7 @@ class BatchRenorm(BatchNorm):
     def forward(self, x):
         if not self.training:
             return super().forward(x)
-        x = self._check_input(x, self.num_features)
+        x = self._check_input(x, self.num_features, self.gamma.dtype)
         norm.check_batch_size(x, (0,))
         r_max, d_max = self.limits()
         mu_b, var_b = x.mean(axis=0), x.var(axis=0)
@@ -267,6 +281,8 @@ class BatchRenorm(BatchNorm):
         return y
 
     def backward(self, dy):
+        if not self.training:
+            raise RuntimeError(_("BatchNorm.backward after an eval-mode forward: call .train() first"))
         dx, sum_dy_xhat_b, sum_dy = norm.batchnorm_backward(dy, self.cache)
         self.dgamma[...] = self.r * sum_dy_xhat_b + self.d * sum_dy     # ∂y/∂γ = r·x̂_B + d
         self.dbeta[...] = sum_dy
@@ -284,7 +300,7 @@ class LayerNorm(Affine):
         super().__init__(num_features, eps, dtype)
 
     def forward(self, x):
-        x = self._check_input(x, self.num_features)
+        x = self._check_input(x, self.num_features, self.gamma.dtype)
         y, self.cache = norm.layernorm_forward(x, self.gamma, self.beta, self.eps)
         return y
 
@@ -306,7 +322,7 @@ class GroupNorm(LayerNorm):
                                self.gamma, self.beta, groups, eps)   # validates groups now, not mid-training
 
     def forward(self, x):
-        x = self._check_input(x, self.num_features)
+        x = self._check_input(x, self.num_features, self.gamma.dtype)
         y, self.cache = norm.groupnorm_forward(x, self.gamma, self.beta, self.groups, self.eps)
         return y
 
@@ -326,9 +342,11 @@ def softmax_cross_entropy(logits, y):
     y = np.asarray(y)
     N, K = logits.shape
     if y.shape != (N,) or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"labels must be integers of shape ({N},), got {y.dtype} of shape {y.shape}")
+        raise ValueError(_("labels must be integers of shape ({n},), got {dtype} of shape {shape}")
+                         .format(n=N, dtype=y.dtype, shape=y.shape))
     if y.min() < 0 or y.max() >= K:
-        raise ValueError(f"labels must lie in 0..{K - 1} for {K} classes, got values from {y.min()} to {y.max()}")
+        raise ValueError(_("labels must lie in 0..{last} for {classes} classes, got values from {low} to {high}")
+                         .format(last=K - 1, classes=K, low=y.min(), high=y.max()))
     shifted = logits - logits.max(axis=1, keepdims=True)     # avoids overflow in exp
     log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     rows = np.arange(N)
@@ -346,11 +364,11 @@ def fold_batchnorm(linear, bn):
         W' = W · s   (each output column scaled),     b' = (b − running_mean) · s + β
     """
     if not isinstance(linear, Linear) or not isinstance(bn, BatchNorm):
-        raise TypeError(f"fold_batchnorm takes (Linear, BatchNorm), got ({type(linear).__name__}, "
-                        f"{type(bn).__name__})")
+        raise TypeError(_("fold_batchnorm takes (Linear, BatchNorm), got ({first}, {second})")
+                        .format(first=type(linear).__name__, second=type(bn).__name__))
     if linear.fan_out != bn.num_features:
-        raise ValueError(f"{linear!r} has {linear.fan_out} outputs but {bn!r} normalises "
-                         f"{bn.num_features} features")
+        raise ValueError(_("{linear} has {outputs} outputs but {bn} normalises {features} features")
+                         .format(linear=repr(linear), outputs=linear.fan_out, bn=repr(bn), features=bn.num_features))
     s = bn.gamma / np.sqrt(bn.running_var + bn.eps)
     b = linear.b if linear.b is not None else np.zeros(linear.fan_out, dtype=linear.W.dtype)
     folded = Linear(linear.fan_in, linear.fan_out, init=0.0, dtype=linear.W.dtype)

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .i18n import _
 from .layers import ACTIVATIONS, BatchNorm, BatchRenorm, GroupNorm, LayerNorm, Linear
 from .validate import as_float_array, check_choice, check_finite, check_ndim
 
@@ -30,7 +31,8 @@ class MLP:
     def __init__(self, sizes, activation="sigmoid", norm=None, norm_position="before",
                  init="xavier", seed=0, groups=4, momentum=0.1, eps=1e-5, dtype=np.float32):
         if len(sizes) < 2 or any(not isinstance(s, (int, np.integer)) or s < 1 for s in sizes):
-            raise ValueError(f"sizes must list at least two positive integers [inputs, ..., classes], got {sizes!r}")
+            raise ValueError(_("sizes must list at least two positive integers [inputs, ..., classes], got {value!r}")
+                             .format(value=sizes))
         check_choice(activation, tuple(ACTIVATIONS), "activation")
         check_choice(norm, NORMS, "norm")
         check_choice(norm_position, POSITIONS, "norm_position")
@@ -67,8 +69,9 @@ class MLP:
         x = as_float_array(x)
         check_ndim(x, 2, "(N, inputs)")
         if x.shape[1] != self.sizes[0]:
-            raise ValueError(f"this MLP takes {self.sizes[0]} inputs per sample, got x of shape {x.shape}; "
-                             f"flatten images first, e.g. x.reshape(len(x), -1)")
+            raise ValueError(_("this MLP takes {inputs} inputs per sample, got x of shape {shape}; "
+                               "flatten images first, e.g. x.reshape(len(x), -1)")
+                             .format(inputs=self.sizes[0], shape=x.shape))
         check_finite(x)
         x = x.astype(self.dtype, copy=False)
         pre, act = [], []

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .validate import as_float_array, check_eps, check_finite, check_ndim, check_param
+from .i18n import _
+from .validate import as_float_array, check_eps, check_finite, check_grad_shape, check_ndim, check_param
 
 
 # --------------------------------------------------------------------------- the shared core
@@ -88,6 +89,7 @@ def normalize_forward(x, gamma, beta, stat_axes, param_axes, eps=1e-5, group_sha
 def normalize_backward(dy, cache):
     """Gradients of y = γ x̂ + β: returns (dx, dγ, dβ)."""
     c = cache
+    check_grad_shape(dy, c.x_shape)
     x_hat_full = c.x_hat.reshape(c.x_shape)
     dbeta = dy.sum(axis=c.param_axes).reshape(c.param_shape)
     dgamma = np.sum(dy * x_hat_full, axis=c.param_axes).reshape(c.param_shape)
@@ -108,14 +110,15 @@ def _prepare(x, gamma, beta, eps, channels_shape, min_ndim, shape_hint):
 
 
 def check_batch_size(x, axes):
-    _check_stat_count(x, axes, "batch norm in training mode computes the variance")
+    _check_stat_count(x, axes, _("batch norm in training mode computes the variance"))
 
 
 def _check_stat_count(x, axes, what):
     if count(x, axes) < 2:
-        raise ValueError(f"{what} over a single value: the variance of one number is 0, so x̂ would "
-                         f"be 0 for every input (shape {x.shape}). Use a batch of at least 2 samples, "
-                         f"eval mode (running statistics), or LayerNorm, which needs no batch")
+        raise ValueError(_("{what} over a single value: the variance of one number is 0, so x̂ would "
+                           "be 0 for every input (shape {shape}). Use a batch of at least 2 samples, "
+                           "eval mode (running statistics), or LayerNorm, which needs no batch")
+                         .format(what=what, shape=x.shape))
 
 
 # --------------------------------------------------------------------------- batch norm
@@ -143,6 +146,7 @@ def batchnorm_backward(dy, cache):
            = (γ/√(σ²+ε)) · (dy − (dβ + x̂ · dγ)/m)                   (the same, reusing dβ and dγ)
     """
     c = cache
+    check_grad_shape(dy, c.x_shape)
     axes = c.stat_axes
     dbeta = dy.sum(axis=axes, keepdims=True)
     dgamma = np.sum(dy * c.x_hat, axis=axes, keepdims=True)
@@ -160,6 +164,7 @@ def batchnorm_backward_graph(dy, cache):
     closed form (more temporaries), kept because it shows where the formula comes from.
     """
     c = cache
+    check_grad_shape(dy, c.x_shape)
     axes = c.stat_axes
     m = count(dy, axes)
     x_hat, inv = c.x_hat, c.inv_std
@@ -185,7 +190,7 @@ def layernorm_forward(x, gamma, beta, eps=1e-5):
     """
     x, gamma, beta = _prepare(x, gamma, beta, eps, lambda x: x.shape[1:], 2, "(N, D) or (N, C, ...)")
     axes = tuple(range(1, x.ndim))
-    _check_stat_count(x, axes, "layer norm computes each sample's variance")
+    _check_stat_count(x, axes, _("layer norm computes each sample's variance"))
     return normalize_forward(x, gamma, beta, axes, (0,), eps)
 
 
@@ -202,7 +207,7 @@ def instancenorm_forward(x, gamma, beta, eps=1e-5):
     """
     x, gamma, beta = _prepare(x, gamma, beta, eps, lambda x: (x.shape[1],), 3, "(N, C, H, W) or (N, C, L)")
     axes = tuple(range(2, x.ndim))
-    _check_stat_count(x, axes, "instance norm computes the variance of each channel's spatial values")
+    _check_stat_count(x, axes, _("instance norm computes the variance of each channel's spatial values"))
     return normalize_forward(x, gamma, beta, axes, (0,) + axes, eps)
 
 
@@ -220,14 +225,15 @@ def groupnorm_forward(x, gamma, beta, groups, eps=1e-5):
     """
     x, gamma, beta = _prepare(x, gamma, beta, eps, lambda x: (x.shape[1],), 2, "(N, C) or (N, C, ...)")
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise TypeError(f"groups must be a positive integer, got {groups!r}")
+        raise TypeError(_("groups must be a positive integer, got {value!r}").format(value=groups))
     N, C = x.shape[:2]
     if C % groups:
         divisors = [g for g in range(1, C + 1) if C % g == 0]
-        raise ValueError(f"groups={groups} does not divide the {C} channels; choose one of {divisors}")
+        raise ValueError(_("groups={groups} does not divide the {channels} channels; choose one of {divisors}")
+                         .format(groups=groups, channels=C, divisors=divisors))
     group_shape = (N, groups, C // groups) + x.shape[2:]
     stat_axes = tuple(range(2, len(group_shape)))
-    _check_stat_count(x.reshape(group_shape), stat_axes, "group norm computes each group's variance")
+    _check_stat_count(x.reshape(group_shape), stat_axes, _("group norm computes each group's variance"))
     param_axes = (0,) + tuple(range(2, x.ndim))
     return normalize_forward(x, gamma, beta, stat_axes, param_axes, eps, group_shape)
 

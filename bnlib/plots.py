@@ -7,6 +7,8 @@ pass and return the artists they made, so interactive figures can update them in
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .i18n import _
+
 COLORS = {"plain": "#E69F00", "bn": "#0072B2", "layer": "#009E73", "group": "#CC79A7",
           "instance": "#D55E00", "renorm": "#56B4E9", "grey": "#777777", "black": "#000000"}
 CYCLE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000"]
@@ -38,8 +40,8 @@ def accuracy_curves(ax, histories, metric="test_acc"):
         color = COLORS.get(label, CYCLE[i % len(CYCLE)])
         (line,) = ax.plot(h.record_steps, getattr(h, metric), label=label, color=color)
         lines.append(line)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("test accuracy" if metric == "test_acc" else "train accuracy")
+    ax.set_xlabel(_("training step"))
+    ax.set_ylabel(_("test accuracy") if metric == "test_acc" else _("train accuracy"))
     ax.set_ylim(0, 1)
     ax.legend(loc="lower right")
     return lines
@@ -55,9 +57,12 @@ def percentile_bands(ax, history, layer=-1, unit=0, color=None, label=None, tens
     p = stats.unit_percentiles[:, unit, :]
     color = color or COLORS["bn"]
     steps = history.record_steps
-    band = ax.fill_between(steps, p[:, 0], p[:, 2], color=color, alpha=0.25,
-                           label=f"{label + ': ' if label else ''}15th–85th percentile")
-    (median,) = ax.plot(steps, p[:, 1], color=color, label=f"{label + ': ' if label else ''}median")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("input to the activation" if tensor == "pre" else "activation output")
+    band_label, median_label = _("15th–85th percentile"), _("median")
+    if label:
+        band_label = _("{label}: {what}").format(label=label, what=band_label)
+        median_label = _("{label}: {what}").format(label=label, what=median_label)
+    band = ax.fill_between(steps, p[:, 0], p[:, 2], color=color, alpha=0.25, label=band_label)
+    (median,) = ax.plot(steps, p[:, 1], color=color, label=median_label)
+    ax.set_xlabel(_("training step"))
+    ax.set_ylabel(_("input to the activation") if tensor == "pre" else _("activation output"))
     return band, median

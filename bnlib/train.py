@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .data import minibatches
+from .i18n import _
 from .layers import softmax_cross_entropy
 from .validate import NonFiniteError, as_float_array
 
@@ -33,9 +34,9 @@ class SGD:
 
     def __init__(self, params, grads, lr, momentum=0.0):
         if not lr > 0:
-            raise ValueError(f"lr must be positive, got {lr!r}")
+            raise ValueError(_("lr must be positive, got {value!r}").format(value=lr))
         if not 0 <= momentum < 1:
-            raise ValueError(f"SGD momentum must be in [0, 1), got {momentum!r}")
+            raise ValueError(_("SGD momentum must be in [0, 1), got {value!r}").format(value=momentum))
         self.params, self.grads, self.lr, self.momentum = params, grads, lr, momentum
         self.velocity = [np.zeros_like(p) for p in params] if momentum else None
         self._scratch = [np.empty_like(p) for p in params]   # reused: no large temporaries per step
@@ -142,30 +143,37 @@ class _Progress:
         now = time.perf_counter()
         if self.enabled and now - self.start > self.delay and now - self.last > 0.5:
             self.last, self.shown = now, True
-            print(f"\rstep {step:>6}/{self.total}  loss {loss:.3f}  ({now - self.start:.0f} s)", end="", flush=True)
+            line = _("step {step:>6}/{total}  loss {loss:.3f}  ({seconds:.0f} s)")
+            print("\r" + line.format(step=step, total=self.total, loss=loss, seconds=now - self.start),
+                  end="", flush=True)
 
     def close(self):
         if self.shown:
-            print(f"\rtrained {self.total} steps in {time.perf_counter() - self.start:.1f} s" + " " * 20, flush=True)
+            line = _("trained {steps} steps in {seconds:.1f} s")
+            print("\r" + line.format(steps=self.total, seconds=time.perf_counter() - self.start) + " " * 20,
+                  flush=True)
         return time.perf_counter() - self.start
 
 
 def _check_data(data, model):
     for name in ("x_train", "y_train", "x_test", "y_test"):
         if not hasattr(data, name):
-            raise TypeError(f"data needs x_train, y_train, x_test and y_test (missing {name}); "
-                            f"bnlib.Dataset(x_train, y_train, x_test, y_test) wraps your own arrays")
+            raise TypeError(_("data needs x_train, y_train, x_test and y_test (missing {name}); "
+                              "bnlib.Dataset(x_train, y_train, x_test, y_test) wraps your own arrays").format(name=name))
     classes = model.sizes[-1]
     for split in ("train", "test"):
         x = as_float_array(getattr(data, f"x_{split}"), f"x_{split}")
         y = np.asarray(getattr(data, f"y_{split}"))
         if x.ndim != 2 or x.shape[1] != model.sizes[0]:
-            raise ValueError(f"x_{split} must be (N, {model.sizes[0]}) for this model, got {x.shape}")
+            raise ValueError(_("x_{split} must be (N, {inputs}) for this model, got {shape}")
+                             .format(split=split, inputs=model.sizes[0], shape=x.shape))
         if not np.issubdtype(y.dtype, np.integer) or y.shape != (len(x),):
-            raise ValueError(f"y_{split} must hold {len(x)} integer labels, got {y.dtype} of shape {y.shape}")
+            raise ValueError(_("y_{split} must hold {n} integer labels, got {dtype} of shape {shape}")
+                             .format(split=split, n=len(x), dtype=y.dtype, shape=y.shape))
         if y.min() < 0 or y.max() >= classes:
-            raise ValueError(f"y_{split} has labels {y.min()}..{y.max()}, but the model has {classes} outputs "
-                             f"(labels must be 0..{classes - 1})")
+            raise ValueError(_("y_{split} has labels {low}..{high}, but the model has {classes} outputs "
+                               "(labels must be 0..{last})")
+                             .format(split=split, low=y.min(), high=y.max(), classes=classes, last=classes - 1))
 
 
 def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, seed=0,
@@ -181,7 +189,7 @@ def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, s
     spikes and recovers, as BN at a large learning rate can, keeps going).
     """
     if not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+        raise ValueError(_("steps must be a positive integer, got {value!r}").format(value=steps))
     _check_data(data, model)
     dt = model.dtype
     x_train, y_train = np.asarray(data.x_train, dt), np.asarray(data.y_train)
@@ -217,9 +225,9 @@ def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, s
         steps_above = steps_above + 1 if loss > blow_up else 0
         if diverged or not np.isfinite(loss) or steps_above >= patience:
             diverged = True
-            message = message or (f"loss {loss:.3g} at step {step}, above {blow_up:.3g} for {steps_above} steps "
-                                  f"(a uniform guess scores {np.log(model.sizes[-1]):.2f}): the learning rate "
-                                  f"is too large")
+            message = message or _("loss {loss:.3g} at step {step}, above {limit:.3g} for {count} steps "
+                                   "(a uniform guess scores {guess:.2f}): the learning rate is too large").format(
+                loss=loss, step=step, limit=blow_up, count=steps_above, guess=np.log(model.sizes[-1]))
             break
         model.backward(dlogits)
         opt.step()

@@ -19,6 +19,8 @@ import ipywidgets as widgets
 from IPython import get_ipython
 from IPython.display import display
 
+from .i18n import _
+
 
 class Dashboard:
     """Sliders/toggles driving `update(**values) -> summary string` on one figure."""
@@ -81,7 +83,8 @@ class Dashboard:
         """Move controls from code (as a learner would with the mouse); returns the summary."""
         for name, value in values.items():
             if name not in self.controls:
-                raise ValueError(f"no control named {name!r}; controls: {', '.join(self.controls)}")
+                raise ValueError(_("no control named {name!r}; controls: {controls}")
+                                 .format(name=name, controls=", ".join(self.controls)))
             self.controls[name].value = value     # triggers refresh through observe
         return self.summary.value
 
@@ -106,6 +109,7 @@ class Dashboard:
         """The figure as first drawn, as an HTML output for pages without a widget frontend
         (nbconvert, GitHub, a notebook reopened without its kernel). Where the live Dashboard
         renders next to it (JupyterLab, Notebook 7), a CSS rule hides it: no duplicate figure."""
+        note = _("a still picture: run the notebook to move the sliders.")
         return {
             "text/html": (
                 '<div class="bnlib-static-figure">'
@@ -113,9 +117,9 @@ class Dashboard:
                 ":has(+ .jp-OutputArea-child .bnlib-dashboard) { display: none; }</style>"
                 f'<img src="data:image/png;base64,{self.png()}" '
                 f'alt="{html.escape(self.summary.value)}"/>'
-                f"<div><i>{html.escape(self.summary.value)}</i> — a still picture: run the "
-                "notebook to move the sliders.</div></div>"),
-            "text/plain": f"[interactive figure — {self.summary.value}]",
+                f"<div><i>{html.escape(self.summary.value)}</i> — "
+                f"{html.escape(note)}</div></div>"),
+            "text/plain": self._plain_text(),
         }
 
     def _repr_mimebundle_(self, **kwargs):
@@ -127,8 +131,11 @@ class Dashboard:
         bundle = self.widget()._repr_mimebundle_(**kwargs)
         data = bundle[0] if isinstance(bundle, tuple) else bundle
         data = dict(data or {})
-        data["text/plain"] = f"[interactive figure — {self.summary.value}]"
+        data["text/plain"] = self._plain_text()
         return data
+
+    def _plain_text(self):
+        return _("[interactive figure — {summary}]").format(summary=self.summary.value)
 
     def show(self):
         """Display the dashboard (returns None, so a cell ending in .show() shows it once)."""

@@ -37,7 +37,7 @@ def test_layernorm_gamma_shape_is_normalized_shape():
 def test_training_batch_of_one_sample():
     msg = r"single value.*at least 2 samples.*eval mode.*LayerNorm"
     raises(ValueError, msg, bnlib.batchnorm_forward, X[:1], ONES, ZEROS)
-    raises(ValueError, msg, bnlib.BatchNorm(4).forward, X[:1])
+    raises(ValueError, msg, bnlib.BatchNorm(4, dtype=np.float64).forward, X[:1])
 
 
 def test_batch_of_one_is_fine_in_eval_mode():
@@ -146,3 +146,62 @@ def test_check_rejects_text_answers_and_skips_unattempted(capsys):
         bnlib.check("75", 75.0, "x")
     assert bnlib.check(..., 75.0, "x") is False
     assert "not attempted" in capsys.readouterr().out
+
+
+# A float64 array given to a float32 layer would be rounded silently (parameters, gradients and
+# running statistics are float32): refuse it as PyTorch does, naming both dtypes and the fix.
+@pytest.mark.parametrize("layer", [bnlib.Linear(4, 3), bnlib.BatchNorm(4), bnlib.BatchRenorm(4),
+                                   bnlib.LayerNorm(4), bnlib.GroupNorm(4, groups=2)], ids=repr)
+def test_float64_input_to_float32_layer_names_both_dtypes(layer):
+    raises(TypeError, r"float32 parameters but got float64 input.*x\.astype\(np\.float32\).*dtype=np\.float64",
+           layer.forward, X)
+    assert layer.forward(X.astype(np.float32)).dtype == np.float32
+
+
+def test_float32_input_to_float64_layer_is_refused_too():
+    raises(TypeError, "float64 parameters but got float32 input", bnlib.BatchNorm(4, dtype=np.float64).forward,
+           X.astype(np.float32))
+
+
+def test_mlp_converts_its_input_to_its_dtype():
+    # the model is the boundary where data comes in (as a data loader would): it converts once
+    model = bnlib.MLP([4, 3, 2], norm="batch")
+    assert model.forward(X).dtype == np.float32
+
+
+def _forward_cache(kind):
+    if kind == "batch":
+        return bnlib.batchnorm_forward(X, ONES, ZEROS)
+    if kind == "layer":
+        return bnlib.layernorm_forward(X, ONES, ZEROS)
+    return bnlib.groupnorm_forward(X, ONES, ZEROS, 2)
+
+
+@pytest.mark.parametrize("kind, backward", [("batch", bnlib.batchnorm_backward),
+                                            ("batch", bnlib.batchnorm_backward_graph),
+                                            ("layer", bnlib.layernorm_backward),
+                                            ("group", bnlib.groupnorm_backward)])
+def test_backward_with_wrong_dy_shape(kind, backward):
+    _, cache = _forward_cache(kind)
+    raises(ValueError, r"dy must have the shape of the forward output \(8, 4\), got \(8,\)", backward, X[:, 0], cache)
+    raises(ValueError, r"got \(4, 8\)", backward, X.T, cache)
+
+
+@pytest.mark.parametrize("make", [lambda: bnlib.Linear(4, 3, dtype=np.float64), lambda: bnlib.Sigmoid(),
+                                  lambda: bnlib.Tanh(), lambda: bnlib.ReLU(),
+                                  lambda: bnlib.BatchNorm(4, dtype=np.float64),
+                                  lambda: bnlib.LayerNorm(4, dtype=np.float64)])
+def test_layer_backward_with_wrong_dy_shape(make):
+    layer = make()
+    out = layer.forward(X)
+    raises(ValueError, r"must have the shape of the forward output", layer.backward, np.ones(out.shape[1]))
+
+
+@pytest.mark.parametrize("make, name", [(lambda n: bnlib.BatchNorm(n), "num_features"),
+                                        (lambda n: bnlib.LayerNorm(n), "num_features"),
+                                        (lambda n: bnlib.BatchRenorm(n), "num_features"),
+                                        (lambda n: bnlib.Linear(n, 5), "fan_in"),
+                                        (lambda n: bnlib.Linear(5, n), "fan_out")])
+@pytest.mark.parametrize("size", [0, -3, 2.5, True])
+def test_non_positive_or_fractional_sizes_are_refused(make, name, size):
+    raises(ValueError, f"{name} must be a positive integer", make, size)

@@ -10,7 +10,7 @@ ArrowRight/ArrowLeft, then End/Home) and check that
 - the Dashboard's one-line summary (`.bnlib-summary`) changes and states the slider's new value,
 - moving back restores the summary (it is a function of the value, not of the history),
 and that no cell raised, no cell was left unexecuted, the page shows no "Error displaying widget"
-and no "Jupyter news" prompt.
+and no "Jupyter news" prompt. One Japanese notebook is opened too: its summaries must be Japanese.
 
 Locally the browser tests skip with a message when /usr/bin/chromium is missing; with CI=true
 they fail instead (.ci/run installs Debian's chromium). The static-fallback test at the end needs
@@ -33,7 +33,11 @@ FIXTURES = ROOT / "tests" / "fixtures"
 FIXTURE = FIXTURES / "dashboard.ipynb"
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 NOTEBOOKS = bs.interactive_notebooks(ROOT / "notebooks")
-CASES = [("fixtures", FIXTURE)] + [("notebooks", p) for p in NOTEBOOKS]
+# the Japanese edition: one notebook with sliders is enough to show its figures and summaries redraw
+JA_NOTEBOOK = ROOT / "notebooks" / "ja" / "03_gamma_beta.ipynb"
+CASES = ([("fixtures", FIXTURE)] + [("notebooks", p) for p in NOTEBOOKS]
+         + [("notebooks/ja", JA_NOTEBOOK)])
+JAPANESE = re.compile(r"[ぁ-んァ-ン一-龥]")
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +88,7 @@ def check_summary(control: bs.Control, snap: dict):
         f"{snap['readout'] or snap['value']!r}")
 
 
-@pytest.mark.parametrize("folder,path", CASES, ids=[p.name for _, p in CASES])
+@pytest.mark.parametrize("folder,path", CASES, ids=[f"{folder}/{p.name}" for folder, p in CASES])
 def test_sliders_redraw_the_figure_and_the_summary(lab_and_browser, folder, path):
     lab, browser = lab_and_browser
     nb = bs.LabNotebook.open(browser, lab, f"{folder}/{path.name}")
@@ -108,7 +112,10 @@ def test_sliders_redraw_the_figure_and_the_summary(lab_and_browser, folder, path
                 (True, False), (True, False), (True, True), (False, False)]
         for control in controls:
             if not control.info["disabled"]:     # a learner cannot move a disabled slider
-                exercise(control)
+                start, moved, end = exercise(control)
+                if folder == "notebooks/ja" and control.summary is not None:
+                    assert JAPANESE.search(moved["summary"]), (
+                        f"{path.name}: the summary under the figure is not in Japanese: {moved['summary']!r}")
 
         assert not nb.widget_errors(), f"{path.name}: widgets failed to display: {nb.widget_errors()}"
         errors = bs.error_outputs(nb.save())

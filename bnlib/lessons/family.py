@@ -373,10 +373,12 @@ def batch_size_figure(result):
 
 
 # ---------------------------------------------------------------- batch renormalization
-def simulate_rd(batch_size, draws=2000, seed=0):
+def simulate_rd(batch_size, draws=2000, seed=None):
     """For `draws` batches of `batch_size` values of one unit whose values follow a standard normal
     distribution (so the running statistics are μ_run = 0, σ_run = 1): the unclipped
-    r = σ_B/σ_run and d = (μ_B − μ_run)/σ_run of each batch, shape (draws,). σ_B = √(σ²_B + ε)."""
+    r = σ_B/σ_run and d = (μ_B − μ_run)/σ_run of each batch, shape (draws,). σ_B = √(σ²_B + ε).
+    The seed defaults to the batch size, so the notebook's checks see the dashboard's batches."""
+    seed = batch_size if seed is None else seed
     x = np.random.default_rng(seed).standard_normal((draws, batch_size))
     return np.sqrt(x.var(axis=1) + 1e-5), x.mean(axis=1)
 
@@ -388,7 +390,7 @@ def renorm_dashboard(sizes=_RENORM_SIZES_SHOWN, draws=2000):
     """Histograms of r = σ_B/σ_run and d = (μ_B − μ_run)/σ_run over many batches of one unit with
     μ_run = 0, σ_run = 1, for the chosen batch size N; the clipping limits 1/r_max … r_max and
     −d_max … d_max drawn as dashed lines. One legend for both panels, above them (never on a bar)."""
-    sims = {b: simulate_rd(b, draws, seed=b) for b in sizes}
+    sims = {b: simulate_rd(b, draws) for b in sizes}
     r_bins, d_bins = np.linspace(0, 5.5, 56), np.linspace(-5.5, 5.5, 56)
     fig, (ax_r, ax_d) = plots.new_figure(1, 2, 9.0, 3.7, (0.08, 0.98, 0.14, 0.74, 0.25, 0))
     r_hist = ax_r.stairs(np.zeros(len(r_bins) - 1), r_bins, fill=True, color=COLOR["renorm"], alpha=0.8,

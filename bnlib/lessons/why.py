@@ -42,9 +42,10 @@ class BatchNoise(Layer):
         y = s · x + a          (s: scale, a: shift; one value per unit, shape (D,))
         a ~ uniform(−max_shift, max_shift),   s ~ uniform(1/max_scale, max_scale)
 
-    BN makes each unit's values over the batch have mean 0 and variance 1; after this layer they
-    have mean a and variance s², and (s, a) are drawn anew after every backward pass, that is,
-    for every training step. So the distribution the next layer sees changes at every step.
+    BN's output γx̂ + β has, over the batch, mean β and standard deviation |γ| in each unit; after
+    this layer it has mean s·β + a and standard deviation s·|γ|, and (s, a) are drawn anew after
+    every backward pass, that is, for every training step. So the distribution the next layer
+    sees changes at every step.
     Recording (a forward pass without backward) sees the noise of the next step and draws nothing.
     In eval mode the layer applies the average noise instead: y = s̄ · x with s̄ the mean of s
     (and the mean of a is 0), as dropout does with its average mask.

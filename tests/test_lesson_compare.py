@@ -57,6 +57,12 @@ def test_figure1_pair_and_its_numbers(pair):
     b = compare.band_numbers(pair["bn"])
     assert b["width_start"] > 1.0 and b["width_min"] <= b["width_max"]        # BN: a wide band from step 0
     assert compare.band_growth_all_units(pair["plain"]).shape == (100,)
+    plain_w, bn_w = compare.start_band_widths(pair["plain"]), compare.start_band_widths(pair["bn"])
+    assert plain_w.shape == bn_w.shape == (3,)
+    assert np.all(plain_w[1:] < plain_w[:-1] / 3)               # Xavier + sigmoid: the spread shrinks per layer
+    assert np.all((1.5 < bn_w) & (bn_w < 2.5))                  # BN: x̂ has std 1 in every layer
+    p = pair["plain"].layers[0].pre.unit_percentiles[0]
+    assert plain_w[0] == pytest.approx(np.median(p[:, 2] - p[:, 0]))
 
 
 def test_figures_have_labeled_axes_and_legends(pair, small_grid, data):

@@ -3,6 +3,7 @@ merits the source article claims, each as a small experiment.
 
     runs = compare.figure1_runs(data)        # {"plain": History, "bn": History}: lr 0.1, 1,000 steps
     compare.figure1(runs)                    # (a) test accuracy, (b)/(c) percentile bands
+    compare.start_band_widths(runs["plain"]) # how much z differs between images at step 0, per layer
     grid = compare.lr_grid(data, reuse=runs) # {(lr, kind): History} for LRS × KINDS, 300 steps each
     compare.sweep_table(grid)                # accuracy after 300 steps, and how each run ended
     compare.stuck_units(grid[(10.0, "plain")])   # share of last-layer units that send one value for all images
@@ -116,6 +117,14 @@ def band_numbers(history, layer=-1, unit=0):
     return dict(width_start=float(width[0]), width_min=float(width[1:].min()), width_max=float(width[1:].max()),
                 median_start=float(median[0]), median_end=float(median[-1]),
                 median_range=float(median.max() - median.min()))
+
+
+def start_band_widths(history):
+    """Per hidden layer: the median over its units of the band width (85th − 15th percentile of z
+    over the recorded test images) at the first record, step 0. It measures how much the sigmoid
+    inputs of a layer differ from image to image before any training."""
+    return np.array([float(np.median(layer.pre.unit_percentiles[0, :, 2] - layer.pre.unit_percentiles[0, :, 0]))
+                     for layer in history.layers])
 
 
 def band_growth_all_units(history, layer=-1):

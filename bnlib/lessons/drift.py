@@ -12,6 +12,7 @@ input distributions move while it trains ("internal covariate shift", Ioffe & Sz
 Notation: x is a score (or a pre-activation), N how many there are (the batch size),
     μ = (1/N) Σ xᵢ,   σ = √( (1/N) Σ (xᵢ − μ)² ),   z = (x − μ) / σ.
 """
+import unicodedata
 from functools import lru_cache
 
 import ipywidgets as widgets
@@ -20,6 +21,7 @@ import numpy as np
 from .. import plots
 from ..checks import check
 from ..data import load_mnist5k
+from ..i18n import _
 from ..model import MLP
 from ..train import train
 from ..widgets import Dashboard
@@ -31,7 +33,18 @@ GRID_STEPS = (0, 150, 600, 1500)
 
 
 def scale_name(points):
-    return f"out of {points:,g}"
+    """The scale's name for labels and printed lines: "out of 10,000"."""
+    return _("out of {points:,g}").format(points=points)
+
+
+def _ljust(text, width):
+    """`text` padded to `width` columns, a kana or kanji counting as two (as monospaced output shows it)."""
+    columns = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return text + " " * max(0, width - columns)
+
+
+def _hidden_layer(number):
+    return _("hidden layer {number}").format(number=number)
 
 
 # ---------------------------------------------------------------- the teacher's three scales
@@ -65,20 +78,21 @@ def scales_figure(scores, standardized=False):
         edges = np.linspace(0, points, 21)
         top = axes[0, col]
         top.hist(x, bins=edges, color=color, edgecolor="white")
-        top.set(title=f"graded {scale_name(points)}", xlabel=f"score (points {scale_name(points)})",
-                xlim=(edges[0], edges[-1]), ylabel="students")
+        top.set(title=_("graded {scale}").format(scale=scale_name(points)),
+                xlabel=_("score (points {scale})").format(scale=scale_name(points)),
+                xlim=(edges[0], edges[-1]), ylabel=_("students"))
         if standardized:
             mu, sd = x.mean(), x.std()
             z_edges = (edges - mu) / sd
             bottom = axes[1, col]
             bottom.hist(standardize(x), bins=z_edges, color=color, edgecolor="white")
-            bottom.set(title=f"{scale_name(points)}, standardized", xlabel="z = (score − μ) / σ",
-                       xlim=(z_edges[0], z_edges[-1]), ylabel="students")
+            bottom.set(title=_("{scale}, standardized").format(scale=scale_name(points)),
+                       xlabel=_("z = (score − μ) / σ"), xlim=(z_edges[0], z_edges[-1]), ylabel=_("students"))
     if standardized:
-        fig.suptitle("Raw scores (top) and standardized (bottom): "
-                     "the bars are identical, only the x axis numbers change")
+        fig.suptitle(_("Raw scores (top) and standardized (bottom): "
+                       "the bars are identical, only the x axis numbers change"))
     else:
-        fig.suptitle("One class, one test, three scales")
+        fig.suptitle(_("One class, one test, three scales"))
     return fig
 
 
@@ -116,15 +130,15 @@ def layer_table(history, steps=None):
     unit's 15th–85th percentile width)."""
     steps = GRID_STEPS if steps is None else steps
     rows = [record_index(history, s) for s in steps]
-    print("step".ljust(16) + "".join(f"{int(history.record_steps[r]):>14}" for r in rows))
-    print("all units mixed: mean μ ± standard deviation σ of z")
+    print(_ljust(_("step"), 16) + "".join(f"{int(history.record_steps[r]):>14}" for r in rows))
+    print(_("all units mixed: mean μ ± standard deviation σ of z"))
     for i, layer in enumerate(history.layers):
         cells = "".join(f"{layer.pre.mean[r]:>+7.2f} ±{layer.pre.std[r]:>5.2f}" for r in rows)
-        print(f"hidden layer {i + 1}".ljust(16) + cells)
-    print("one unit at a time: median over the units of each unit's 15th–85th percentile width")
+        print(_ljust(_hidden_layer(i + 1), 16) + cells)
+    print(_("one unit at a time: median over the units of each unit's 15th–85th percentile width"))
     for i, layer in enumerate(history.layers):
         widths = np.median(unit_widths(layer.pre), axis=1)
-        print(f"hidden layer {i + 1}".ljust(16) + "".join(f"{widths[r]:>14.2f}" for r in rows))
+        print(_ljust(_hidden_layer(i + 1), 16) + "".join(f"{widths[r]:>14.2f}" for r in rows))
 
 
 def _stairs(ax, stats, record, fill=True, **kwargs):
@@ -146,13 +160,13 @@ def histogram_grid(history, steps=GRID_STEPS, xlim=(-6, 6)):
             ax.axvline(layer.pre.mean[r], color=plots.COLORS["black"], lw=1, ls="--")
             ax.set_xlim(*xlim)
             if i == 0:
-                ax.set_title(f"step {int(history.record_steps[r])}")
+                ax.set_title(_("step {step}").format(step=int(history.record_steps[r])))
             if c == 0:
-                ax.set_ylabel(f"hidden layer {i + 1}\nfraction of values")
+                ax.set_ylabel(_("{layer}\nfraction of values").format(layer=_hidden_layer(i + 1)))
             if i == n_layers - 1:
-                ax.set_xlabel("sigmoid input z")
-    fig.suptitle("Without BN: the sigmoid input z of all 100 units of each hidden layer, "
-                 "during training (dashed line: mean μ)")
+                ax.set_xlabel(_("sigmoid input z"))
+    fig.suptitle(_("Without BN: the sigmoid input z of all 100 units of each hidden layer, "
+                   "during training (dashed line: mean μ)"))
     return fig
 
 
@@ -160,18 +174,18 @@ def figure1b(history, layer=-1, unit=0):
     """Left: test accuracy against step. Right: the BN paper's Figure 1(b) — the 15th, 50th and
     85th percentiles of one unit's sigmoid input (last hidden layer) over training."""
     fig, (ax_acc, ax_band) = plots.new_figure(1, 2, width=9.5, height=3.6)
-    ax_acc.plot(history.record_steps, history.test_acc, color=plots.COLORS["plain"], label="without BN")
-    ax_acc.axhline(0.1, color=plots.COLORS["grey"], ls=":", label="chance (10 classes)")
-    ax_acc.set(xlabel="training step", ylabel="test accuracy", ylim=(0, 1),
-               title="(a) the network learns")
+    ax_acc.plot(history.record_steps, history.test_acc, color=plots.COLORS["plain"], label=_("without BN"))
+    ax_acc.axhline(0.1, color=plots.COLORS["grey"], ls=":", label=_("chance (10 classes)"))
+    ax_acc.set(xlabel=_("training step"), ylabel=_("test accuracy"), ylim=(0, 1),
+               title=_("(a) the network learns"))
     ax_acc.legend(loc="lower right", fontsize=9)
     plots.percentile_bands(ax_band, history, layer=layer, unit=unit, color=plots.COLORS["plain"],
-                           label="without BN")
+                           label=_("without BN"))
     ax_band.axhline(0, color=plots.COLORS["grey"], lw=0.8)
     number = len(history.layers) if layer == -1 else layer + 1
-    which = "first unit" if unit == 0 else f"unit {unit + 1}"
-    ax_band.set_ylabel(f"sigmoid input z\n(hidden layer {number}, {which})")
-    ax_band.set_title("(b) one sigmoid input drifts (compare: BN paper, Figure 1b)")
+    which = _("first unit") if unit == 0 else _("unit {number}").format(number=unit + 1)
+    ax_band.set_ylabel(_("sigmoid input z\n({layer}, {unit})").format(layer=_hidden_layer(number), unit=which))
+    ax_band.set_title(_("(b) one sigmoid input drifts (compare: BN paper, Figure 1b)"))
     ax_band.legend(loc="lower left", fontsize=9)
     return fig
 
@@ -211,7 +225,7 @@ def settle_steps(history, tol=0.1):
 
 
 def _dashboard_title(step):
-    return f"Without BN: each hidden layer's sigmoid input z at training step {step}"
+    return _("Without BN: each hidden layer's sigmoid input z at training step {step}").format(step=step)
 
 
 def drift_dashboard(history, xlim=(-6, 6)):
@@ -225,12 +239,13 @@ def drift_dashboard(history, xlim=(-6, 6)):
     top = max(layer.pre.hist.max() for layer in history.layers) * 1.05
     current, means = [], []
     for i, (ax, layer) in enumerate(zip(axes, history.layers)):
-        _stairs(ax, layer.pre, 0, fill=False, color=plots.COLORS["grey"], lw=1.2, label="step 0")
-        current.append(_stairs(ax, layer.pre, 0, color=plots.COLORS["plain"], alpha=0.7, label="chosen step"))
-        means.append(ax.axvline(layer.pre.mean[0], color=plots.COLORS["black"], lw=1, ls="--", label="mean μ"))
-        ax.set(xlim=xlim, ylim=(0, top), title=f"hidden layer {i + 1}", xlabel="sigmoid input z",
+        _stairs(ax, layer.pre, 0, fill=False, color=plots.COLORS["grey"], lw=1.2,
+                label=_("step {step}").format(step=0))
+        current.append(_stairs(ax, layer.pre, 0, color=plots.COLORS["plain"], alpha=0.7, label=_("chosen step")))
+        means.append(ax.axvline(layer.pre.mean[0], color=plots.COLORS["black"], lw=1, ls="--", label=_("mean μ")))
+        ax.set(xlim=xlim, ylim=(0, top), title=_hidden_layer(i + 1), xlabel=_("sigmoid input z"),
                xticks=np.arange(xlim[0] + 2, xlim[1] - 1, 2))
-    axes[0].set_ylabel("fraction of values")
+    axes[0].set_ylabel(_("fraction of values"))
     axes[-1].legend(loc="upper right", fontsize=9)
     title = fig.suptitle(_dashboard_title(int(history.record_steps[-1])))
 
@@ -241,14 +256,14 @@ def drift_dashboard(history, xlim=(-6, 6)):
             stairs.set_data(values=layer.pre.hist[r])
             mu, sd = layer.pre.mean[r], layer.pre.std[r]
             line.set_xdata([mu, mu])
-            parts.append(f"layer {i + 1}: μ {mu:+.2f}, σ {sd:.2f}")
+            parts.append(_("layer {number}: μ {mean:+.2f}, σ {std:.2f}").format(number=i + 1, mean=mu, std=sd))
         title.set_text(_dashboard_title(int(history.record_steps[r])))
-        return (f"step {int(history.record_steps[r])} (test acc. {history.test_acc[r]:.0%}) · "
-                + " · ".join(parts))
+        head = _("step {step} (test acc. {acc:.0%})").format(step=int(history.record_steps[r]), acc=history.test_acc[r])
+        return " · ".join([head] + parts)
 
     steps = [int(s) for s in history.record_steps]
     slider = widgets.SelectionSlider(options=steps, value=steps[-1],
-                                     description="step", continuous_update=True,
+                                     description=_("step"), continuous_update=True,
                                      layout=widgets.Layout(width="60%"))
     return Dashboard(fig, update, step=slider)
 
@@ -258,29 +273,29 @@ def check_student_z(answer, scores, student=5, points=10_000):
     """Exercise 1: the z-score of one student on one scale, z = (x − μ) / σ."""
     x = np.asarray(scores[points], dtype=np.float64)
     mu, sd, xi = x.mean(), x.std(), x[student]
-    check(answer, (xi - mu) / sd, f"exercise 1 — z of student {student + 1}",
-          wrong=[(xi - mu, "you subtracted μ but did not divide by σ"),
-                 (xi - mu / sd, "put brackets around (x − μ) before dividing by σ: (x - mu) / sd. "
-                                "Without them, Python divides only μ by σ"),
-                 (xi / sd, "subtract the mean μ first, then divide by σ"),
-                 ((xi - mu) / x.var(), "you divided by the variance σ²; divide by σ = x.std()"),
-                 ((xi - mu) / x.std(ddof=1), "you divided by N − 1 inside σ; use x.std() (divides by N)"),
-                 (xi, "that is the raw score; z = (x − μ) / σ"),
-                 ((x[0] - mu) / sd, f"that is the first student (index 0); this exercise asks about "
-                                    f"index {student}")])
+    check(answer, (xi - mu) / sd, _("exercise 1 — z of student {number}").format(number=student + 1),
+          wrong=[(xi - mu, _("you subtracted μ but did not divide by σ")),
+                 (xi - mu / sd, _("put brackets around (x − μ) before dividing by σ: (x - mu) / sd. "
+                                  "Without them, Python divides only μ by σ")),
+                 (xi / sd, _("subtract the mean μ first, then divide by σ")),
+                 ((xi - mu) / x.var(), _("you divided by the variance σ²; divide by σ = x.std()")),
+                 ((xi - mu) / x.std(ddof=1), _("you divided by N − 1 inside σ; use x.std() (divides by N)")),
+                 (xi, _("that is the raw score; z = (x − μ) / σ")),
+                 ((x[0] - mu) / sd, _("that is the first student (index 0); this exercise asks about "
+                                      "index {index}").format(index=student))])
 
 
 def check_standardized(answer, scores, points=0.1):
     """Exercise 2: the whole class on one scale, standardized: an array z with z.mean() = 0, z.std() = 1."""
     x = np.asarray(scores[points], dtype=np.float64)
     mu, sd = x.mean(), x.std()
-    check(answer, (x - mu) / sd, f"exercise 2 — the class {scale_name(points)}, standardized",
-          wrong=[((x - mu) / x.std(ddof=1), "you used σ with N − 1 (ddof=1); use x.std(), which divides by N"),
-                 (x - mu / sd, "put brackets around (x − μ) before dividing by σ: (x - x.mean()) / x.std(). "
-                               "Without them, Python divides only μ by σ"),
-                 (x / sd, "subtract the mean μ first"),
-                 (x - mu, "you subtracted μ; now divide by σ"),
-                 ((x - mu) / x.var(), "you divided by the variance σ²; divide by σ, its square root")],
+    check(answer, (x - mu) / sd, _("exercise 2 — the class {scale}, standardized").format(scale=scale_name(points)),
+          wrong=[((x - mu) / x.std(ddof=1), _("you used σ with N − 1 (ddof=1); use x.std(), which divides by N")),
+                 (x - mu / sd, _("put brackets around (x − μ) before dividing by σ: (x - x.mean()) / x.std(). "
+                                 "Without them, Python divides only μ by σ")),
+                 (x / sd, _("subtract the mean μ first")),
+                 (x - mu, _("you subtracted μ; now divide by σ")),
+                 ((x - mu) / x.var(), _("you divided by the variance σ²; divide by σ, its square root"))],
           rtol=1e-6, atol=1e-9)
 
 
@@ -298,15 +313,16 @@ def check_doubling_step(answer, history, layer=2):
     wrong = []
     if expected is not None:
         wrong.append((int(np.argmax(std >= 2 * std[0])),
-                      "that is the record's index; turn it into a step with h.record_steps[index]"))
+                      _("that is the record's index; turn it into a step with h.record_steps[index]")))
     for other in range(len(history.layers)):
         if other != layer and doubling_step(history, other) is not None:
             wrong.append((doubling_step(history, other),
-                          f"that is hidden layer {other + 1}; hidden layer {layer + 1} is h.layers[{layer}]"))
+                          _("that is hidden layer {other}; hidden layer {number} is h.layers[{index}]")
+                          .format(other=other + 1, number=layer + 1, index=layer)))
     var_step = history.layers[layer].pre.std ** 2 >= 2 * std[0] ** 2
     if var_step.any():
         wrong.append((int(history.record_steps[np.argmax(var_step)]),
-                      "that is where the variance σ² doubled; the exercise asks about σ itself"))
+                      _("that is where the variance σ² doubled; the exercise asks about σ itself")))
     wrong = [(value, hint) for value, hint in wrong if value != expected]
-    check(answer, expected, f"exercise 3 — the step where hidden layer {layer + 1}'s σ first doubled",
-          wrong=wrong)
+    check(answer, expected, _("exercise 3 — the step where hidden layer {number}'s σ first doubled")
+          .format(number=layer + 1), wrong=wrong)

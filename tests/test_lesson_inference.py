@@ -196,6 +196,46 @@ def test_fold_model(trained):
     assert inf.best_time_ms(folded, data.x_test[:10], repeat=2) > 0
 
 
+def _random_eval_model(position):
+    rng = np.random.default_rng(3)
+    model = bnlib.MLP([6, 5, 4, 3], activation="sigmoid", norm="batch", norm_position=position, dtype=np.float64)
+    for bn in model.norm_layers():
+        bn.gamma[...], bn.beta[...] = rng.uniform(0.5, 2, bn.num_features), rng.normal(size=bn.num_features)
+        bn.running_mean[...], bn.running_var[...] = rng.normal(size=bn.num_features), rng.uniform(0.2, 3, bn.num_features)
+    for linear, _, _ in model.hidden:
+        linear.b[...] = rng.normal(size=linear.fan_out)
+    return model.eval(), rng.normal(size=(7, 6))
+
+
+@pytest.mark.parametrize("position", ["before", "after"])
+def test_fold_model_is_exact_for_both_placements(position):
+    model, x = _random_eval_model(position)
+    folded = inf.fold_model(model)
+    assert not any(isinstance(layer, bnlib.BatchNorm) for layer in folded.layers)
+    assert np.allclose(folded(x), inf.logits_eval(model, x), rtol=1e-12, atol=1e-12)
+    assert model.num_parameters() - folded.num_parameters() == 2 * (5 + 4)
+
+
+def test_fold_into_next_scales_rows_and_refuses_mismatches():
+    model, x = _random_eval_model("after")
+    bn, linear = model.layers[2], model.layers[3]          # Linear, Sigmoid, BatchNorm, Linear, …
+    folded = inf.fold_into_next(bn, linear)
+    a = np.random.default_rng(0).uniform(size=(4, 5))
+    assert np.allclose(folded.forward(a), linear.forward(bn.forward(a)))
+    with pytest.raises(TypeError):
+        inf.fold_into_next(linear, bn)
+    with pytest.raises(ValueError, match="features"):
+        inf.fold_into_next(bn, bnlib.Linear(3, 2, dtype=np.float64))
+
+
+def test_train_bn_network_with_bn_after_the_activation():
+    model, history, data = inf.train_bn_network(steps=120, lr=0.5, position="after")
+    assert model.norm_position == "after" and history.final_test_acc > 0.7
+    folded = inf.fold_model(model)
+    assert np.abs(folded(data.x_test) - inf.logits_eval(model, data.x_test)).max() < 1e-4
+    assert np.array_equal(folded.layers[0].W, model.layers[0].W), "no BN next to the first Linear layer"
+
+
 # --------------------------------------------------------------------------- exercises
 
 def rejects(fn, answer, *hint_words):

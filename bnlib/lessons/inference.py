@@ -9,6 +9,7 @@ the momentum conventions of three libraries, and folding BN into the Linear laye
     inference.running_dashboard(stream).show()                   # a momentum slider
     inference.momentum_calculator(0.99, "keras")                 # convert between conventions
     folded = inference.fold_model(model)                         # BN merged into the Linear layers
+    after, _, _ = inference.train_bn_network(position="after")   # BN after each sigmoid: folds forward
 
 Notation (the notebook's), per feature of one BN layer:
     N          the batch size (the BN paper writes m);  μ_B, σ²_B the batch mean and the biased
@@ -47,21 +48,22 @@ def softmax(logits):
 
 
 # --------------------------------------------------------------------------- the trained network
-@lru_cache(maxsize=2)
-def _trained(steps, lr, batch_size, seed):
+@lru_cache(maxsize=4)
+def _trained(steps, lr, batch_size, seed, position):
     data = load_mnist5k()
-    model = MLP(SIZES, activation="sigmoid", norm="batch", seed=seed)
+    model = MLP(SIZES, activation="sigmoid", norm="batch", norm_position=position, seed=seed)
     history = train(model, data, steps=steps, batch_size=batch_size, lr=lr,
                     record_every=steps, seed=seed, progress=False)
     return model.eval(), history, data
 
 
-def train_bn_network(steps=600, lr=0.5, batch_size=BATCH_SIZE, seed=0):
+def train_bn_network(steps=600, lr=0.5, batch_size=BATCH_SIZE, seed=0, position="before"):
     """The BN paper's MNIST network (784-100-100-100-10, sigmoid, BN before every sigmoid,
-    momentum 0.1) trained with plain SGD on MNIST-5k. Returns (model in eval mode, History,
-    Dataset). The run is cached within this Python process; each call gets its own copy of the
-    model, so changing it cannot change the next caller's."""
-    model, history, data = _trained(steps, lr, batch_size, seed)
+    momentum 0.1) trained with plain SGD on MNIST-5k; position="after" puts each BN after its
+    sigmoid instead (notebook 07). Returns (model in eval mode, History, Dataset). The run is
+    cached within this Python process; each call gets its own copy of the model, so changing it
+    cannot change the next caller's."""
+    model, history, data = _trained(steps, lr, batch_size, seed, position)
     return copy.deepcopy(model), history, data
 
 
@@ -434,17 +436,47 @@ def momentum_calculator(momentum, convention="pytorch"):
 
 
 # --------------------------------------------------------------------------- folding for deployment
+def fold_into_next(bn, linear):
+    """A Linear layer equal to `bn` (in eval mode) followed by `linear`: how a BN placed after the
+    activation folds forward, into the Linear layer after it. In eval mode BN maps each feature
+    a_i to s_i·a_i + t_i, with s = γ / √(running_var + ε) and t = β − running_mean·s, so
+        (a·s + t) W + b = a (s[:, None]·W) + (t W + b):
+        W' = s[:, None]·W   (row i of W times s_i),     b' = t W + b.
+    (Exact for Linear layers. A convolution that pads its input with zeros would need care at
+    the borders: the padded zeros would no longer pass through BN.)"""
+    if not isinstance(bn, BatchNorm) or not isinstance(linear, Linear):
+        raise TypeError(f"fold_into_next takes (BatchNorm, Linear), got ({type(bn).__name__}, "
+                        f"{type(linear).__name__})")
+    if bn.num_features != linear.fan_in:
+        raise ValueError(f"{bn!r} has {bn.num_features} features but {linear!r} takes {linear.fan_in} inputs")
+    s = bn.gamma / np.sqrt(bn.running_var + bn.eps)
+    t = bn.beta - bn.running_mean * s
+    b = linear.b if linear.b is not None else np.zeros(linear.fan_out, dtype=linear.W.dtype)
+    folded = Linear(linear.fan_in, linear.fan_out, init=0.0, dtype=linear.W.dtype)
+    folded.W[...] = s[:, None] * linear.W
+    folded.b[...] = t @ linear.W + b
+    return folded
+
+
 class FoldedMLP:
-    """An inference-only network: each Linear → BatchNorm pair replaced by one Linear
-    (bnlib.fold_batchnorm); activations and the output layer unchanged. No BN, no modes."""
+    """An inference-only network: each Linear → BatchNorm pair (BN before the activation)
+    replaced by one Linear (bnlib.fold_batchnorm: BN folds back into the Linear before it), and
+    each BatchNorm → Linear pair (BN after the activation) by one Linear (fold_into_next: BN
+    folds forward into the Linear after it). Activations unchanged. No BN, no modes."""
 
     def __init__(self, model):
         self.layers, i = [], 0
         src = model.layers
         while i < len(src):
-            if isinstance(src[i], Linear) and i + 1 < len(src) and isinstance(src[i + 1], BatchNorm):
-                self.layers.append(fold_batchnorm(src[i], src[i + 1]))
+            nxt = src[i + 1] if i + 1 < len(src) else None
+            if isinstance(src[i], Linear) and isinstance(nxt, BatchNorm):
+                self.layers.append(fold_batchnorm(src[i], nxt))
                 i += 2
+            elif isinstance(src[i], BatchNorm) and isinstance(nxt, Linear):
+                self.layers.append(fold_into_next(src[i], nxt))
+                i += 2
+            elif isinstance(src[i], BatchNorm):
+                raise ValueError(f"layer {i}, {src[i]!r}, has no Linear layer next to it to fold into")
             else:
                 self.layers.append(copy.deepcopy(src[i]))
                 i += 1
@@ -465,7 +497,8 @@ class FoldedMLP:
 
 
 def fold_model(model):
-    """The model with every BN folded into the Linear before it (needs BN before the activation)."""
+    """The model with every BN folded into a Linear layer: the one before it (BN before the
+    activation) or the one after it (BN after the activation)."""
     return FoldedMLP(model)
 
 

@@ -78,6 +78,20 @@ def final_accuracy(run, last=3):
     return float(np.mean(run.history.test_acc[-last:]))
 
 
+# Notebook 07 §5 quotes these (it trains seed 0 only): final test accuracy of "BN after" minus
+# "BN before", in points, for seeds 1–4 (400 steps, lr 0.5, batch size 60). One place for the
+# numbers: tests/test_lesson_placement.py measures them again and checks both editions quote them.
+OTHER_SEEDS = {"sigmoid": {1: 2.9, 2: 2.7, 3: 1.9, 4: 2.3},
+               "relu": {1: -0.7, 2: -0.4, 3: -0.3, 4: -1.2}}
+
+
+def placement_gaps(seed, steps=400, lr=0.5):
+    """{activation: final test accuracy of BN after minus BN before, in points} for one seed."""
+    runs, _ = train_placements(steps=steps, lr=lr, baselines=False, seed=seed)
+    return {act: 100 * (final_accuracy(runs[act, "after"]) - final_accuracy(runs[act, "before"]))
+            for act in ACTIVATIONS}
+
+
 # --------------------------------------------------------------------------- curves
 def accuracy_figure(runs):
     """Test accuracy against training step: sigmoid (left), ReLU (right)."""

@@ -203,3 +203,25 @@ def test_exercise_3_closed_form_dx(capsys):
                         (gamma / (var + eps) * (dy - dy.mean(0) - x_hat * (dy * x_hat).mean(0)), "not by σ²")]:
         with pytest.raises(NotYet, match=hint):
             fs.check_closed_form_dx(wrong)
+
+
+# --------------------------------------------------------------------------- Japanese
+def test_figures_hints_and_messages_in_japanese(capsys):
+    bnlib.set_language("ja")
+    try:
+        fig = fs.deviation_figure(fs.class_scores())
+        assert fig.axes[0].get_ylabel() == "偏差値"
+        fig = fs.graph_figure()
+        texts = [t.get_text() for t in fig.axes[0].texts]
+        assert "計算グラフ" in fig.axes[0].get_title() and "1 列" in texts[0]
+        assert any(r"$\hat x$" in t for t in texts) and not any("x̂" in t for t in texts)   # mathtext, not x + ̂
+        fs.check_forward(empty)
+        assert "まだ解答がありません" in capsys.readouterr().out
+        with pytest.raises(NotYet, match="N − 1 で割っています"):
+            fs.check_forward(MISTAKES["n_minus_1"][0])
+        with pytest.raises(NotYet, match="偏差値は 50 \\+ 10 · z"):
+            s = fs.exercise_scores()
+            fs.check_top_deviation_score((s.max() - s.mean()) / s.std())
+    finally:
+        bnlib.set_language("en")
+    assert fs.graph_figure().axes[0].get_title().startswith("Batch norm as a computational graph")

@@ -166,3 +166,23 @@ def test_exercise_4_gamma_for_saturation(z, capsys):
         gb.check_gamma_for_saturation(gb.gamma_for_saturation(z, one_tail=True), z)
     with pytest.raises(NotYet):
         gb.check_gamma_for_saturation(g + 0.2, z)
+
+
+# --------------------------------------------------------------------------- Japanese
+def test_dashboard_figures_and_hints_in_japanese(z, capsys):
+    bnlib.set_language("ja")
+    try:
+        d = gb.sigmoid_dashboard(z)
+        s = d.set(gamma=2.0, beta=0.5, eps=1e-5)
+        assert s.startswith("γ = 2.00, β = +0.50, ε = 1e-05: ") and "飽和" in s
+        ax_y, ax_c, ax_s = d.fig.axes
+        assert ax_c.get_title() == "値がシグモイド曲線のどこに来るか"
+        assert r"$\hat x$" in ax_y.get_legend().get_texts()[0].get_text()      # mathtext, not x + ̂
+        plt.close(d.fig)
+        gb.check_median_beta(...)
+        assert "まだ解答がありません" in capsys.readouterr().out
+        with pytest.raises(NotYet, match="符号を確かめましょう"):
+            gb.check_median_beta(-np.log(9))
+    finally:
+        bnlib.set_language("en")
+    assert gb.summary_line(1.0, 0.0, 1e-5, gb.region_fractions(gb.normalize(z))).count("saturated tails") == 1

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..checks import NotYet, check
 from ..gradcheck import grad_check, rel_error
+from ..i18n import N_, _
 from ..norm import batchnorm_backward, batchnorm_backward_graph, batchnorm_forward
 from ..plots import COLORS, new_figure
 
@@ -35,22 +36,22 @@ def deviation_scores(scores):
 def deviation_scores_by_bn(scores, eps=1e-5):
     """The same scores through bnlib.batchnorm_forward as an (N, 1) batch with γ = 10, β = 50."""
     x = np.asarray(scores, dtype=np.float64).reshape(-1, 1)
-    y, _ = batchnorm_forward(x, np.array([10.0]), np.array([50.0]), eps=eps)
+    y, _cache = batchnorm_forward(x, np.array([10.0]), np.array([50.0]), eps=eps)
     return y[:, 0]
 
 
 def plot_deviation_scores(ax, scores):
     """Score (x axis) against deviation score (y axis): the formula as circles, batch norm as crosses.
-    (Figure text stays in Latin/Greek letters: the default matplotlib font has no kanji.)"""
+    Figure text in the current language (bnlib.set_language)."""
     formula, bn = deviation_scores(scores), deviation_scores_by_bn(scores)
-    ax.plot(scores, formula, "o", color=COLORS["plain"], markersize=8, label="formula: 50 + 10·z")
+    ax.plot(scores, formula, "o", color=COLORS["plain"], markersize=8, label=_("formula: 50 + 10·z"))
     ax.plot(scores, bn, "x", color=COLORS["bn"], markersize=6, label="bnlib.batchnorm_forward, γ=10, β=50")
-    for level, text in ((50, "class mean μ"), (60, "μ + σ"), (40, "μ − σ")):
+    for level, text in ((50, _("class mean μ")), (60, "μ + σ"), (40, "μ − σ")):
         ax.axhline(level, color=COLORS["grey"], linewidth=0.8, linestyle=":")
         ax.text(scores.min(), level + 0.6, text, color=COLORS["grey"], fontsize=9)
-    ax.set_xlabel("test score (points out of 100)")
-    ax.set_ylabel("deviation score")
-    ax.set_title("Deviation scores are batch norm with γ = 10, β = 50\n(every × sits on a ●)")
+    ax.set_xlabel(_("test score (points out of 100)"))
+    ax.set_ylabel(_("deviation score"))
+    ax.set_title(_("Deviation scores are batch norm with γ = 10, β = 50\n(every × sits on a ●)"))
     ax.legend(loc="lower right", fontsize=9)
 
 
@@ -88,33 +89,33 @@ def wrong_forward_answers(x, gamma, beta, eps=1e-5):
     x_hat_rows = (x - mu_rows) / np.sqrt(x.var(axis=1, keepdims=True) + eps)
     return [
         (gamma * xc / np.sqrt(var * n / (n - 1) + eps) + beta,
-         "you divided by N − 1. Batch norm in training uses the biased variance: "
-         "σ² = mean((x − μ)²), which divides by N (np.var(x, axis=0) with the default ddof=0)"),
+         _("you divided by N − 1. Batch norm in training uses the biased variance: "
+           "σ² = mean((x − μ)²), which divides by N (np.var(x, axis=0) with the default ddof=0)")),
         (gamma * xc / np.sqrt(var) + beta,
-         "ε is missing. Write x̂ = (x − μ) / np.sqrt(σ² + eps): ε keeps the division safe "
-         "when a feature hardly varies"),
+         _("ε is missing. Write x̂ = (x − μ) / np.sqrt(σ² + eps): ε keeps the division safe "
+           "when a feature hardly varies")),
         (gamma * xc / (np.sqrt(var) + eps) + beta,
-         "ε is outside the square root. Add it to the variance first: np.sqrt(σ² + eps), "
-         "not np.sqrt(σ²) + eps"),
+         _("ε is outside the square root. Add it to the variance first: np.sqrt(σ² + eps), "
+           "not np.sqrt(σ²) + eps")),
         (gamma * xc / (var + eps) + beta,
-         "the square root is missing: divide by the standard deviation √(σ² + ε), not by the variance"),
+         _("the square root is missing: divide by the standard deviation √(σ² + ε), not by the variance")),
         (gamma * (x - x.mean()) / np.sqrt(x.var() + eps) + beta,
-         "you averaged over the whole array; use axis=0 so each feature (column) gets its own μ and σ²"),
+         _("you averaged over the whole array; use axis=0 so each feature (column) gets its own μ and σ²")),
         (gamma * xc / np.sqrt((xc ** 2).mean() + eps) + beta,
-         "your variance is taken over the whole array; use axis=0 so each feature (column) gets its own σ²"),
+         _("your variance is taken over the whole array; use axis=0 so each feature (column) gets its own σ²")),
         (gamma * x_hat_rows + beta,
-         "your mean and variance run over axis 1 (the features of each sample). Batch norm averages "
-         "over the batch: axis=0, so μ has one value per feature, shape (D,)"),
+         _("your mean and variance run over axis 1 (the features of each sample). Batch norm averages "
+           "over the batch: axis=0, so μ has one value per feature, shape (D,)")),
         (x_hat,
-         "γ and β are missing: the last step is y = gamma * x_hat + beta"),
+         _("γ and β are missing: the last step is y = gamma * x_hat + beta")),
         (gamma * x_hat,
-         "β is missing: the last step is y = gamma * x_hat + beta"),
+         _("β is missing: the last step is y = gamma * x_hat + beta")),
         (x_hat + beta,
-         "γ is missing: the last step is y = gamma * x_hat + beta"),
+         _("γ is missing: the last step is y = gamma * x_hat + beta")),
         (beta * x_hat + gamma,
-         "γ and β are swapped: γ multiplies x̂ and β is added (y = gamma * x_hat + beta)"),
+         _("γ and β are swapped: γ multiplies x̂ and β is added (y = gamma * x_hat + beta)")),
         (gamma * (x - mu) + beta,
-         "x − μ is not divided by the standard deviation: x̂ = (x − μ) / np.sqrt(σ² + eps)"),
+         _("x − μ is not divided by the standard deviation: x̂ = (x − μ) / np.sqrt(σ² + eps)")),
     ]
 
 
@@ -124,9 +125,10 @@ def _call_learner(fn, x, gamma, beta, **kwargs):
         return fn(x.copy(), gamma.copy(), beta.copy(), **kwargs)
     except ValueError as e:
         if "broadcast" in str(e):
-            raise NotYet(f"my_batchnorm_forward: not yet — a shape error inside your function ({e}). "
-                         f"Usually the mean was taken over axis 1: use axis=0 (the batch axis), so μ and "
-                         f"σ² have one value per feature, shape (D,), and x − μ works for every row") from e
+            raise NotYet(_("{name}: not yet — a shape error inside your function ({error}). "
+                           "Usually the mean was taken over axis 1: use axis=0 (the batch axis), so μ and "
+                           "σ² have one value per feature, shape (D,), and x − μ works for every row")
+                         .format(name="my_batchnorm_forward", error=e)) from e
         raise
 
 
@@ -141,18 +143,18 @@ def check_forward(fn):
     x, gamma, beta = forward_test_batch()
     out = _call_learner(fn, x, gamma, beta)
     if out is None or out is Ellipsis:
-        print(f"… {name}: not attempted yet — it returns None. Replace the ... with your code and run both "
-              f"cells again (if you already did, check that the function ends with `return y`)")
+        print(_("… {name}: not attempted yet — it returns None. Replace the ... with your code and run both "
+                "cells again (if you already did, check that the function ends with `return y`)").format(name=name))
         return
     if isinstance(out, tuple):
-        raise NotYet(f"{name}: not yet — return only y (bnlib's batchnorm_forward returns (y, cache); "
-                     f"yours should return the array y)")
-    expected, _ = batchnorm_forward(x, gamma, beta)
+        raise NotYet(_("{name}: not yet — return only y (bnlib's batchnorm_forward returns (y, cache); "
+                       "yours should return the array y)").format(name=name))
+    expected, _cache = batchnorm_forward(x, gamma, beta)
     check(out, expected, name, wrong=wrong_forward_answers(x, gamma, beta))
     out_eps = _call_learner(fn, x, gamma, beta, eps=0.1)
-    expected_eps, _ = batchnorm_forward(x, gamma, beta, eps=0.1)
-    check(out_eps, expected_eps, f"{name} with eps=0.1",
-          wrong=[(expected, "your function ignores its eps argument: use eps inside, not the number 1e-5")])
+    expected_eps, _cache = batchnorm_forward(x, gamma, beta, eps=0.1)
+    check(out_eps, expected_eps, _("{name} with eps=0.1").format(name=name),
+          wrong=[(expected, _("your function ignores its eps argument: use eps inside, not the number 1e-5"))])
 
 
 def reference_forward(x, gamma, beta, eps=1e-5):
@@ -217,15 +219,15 @@ def normalize_without_eps(x):
 
 
 # --------------------------------------------------------------------------- the backward pass
-GRAPH_NODES = [  # (name, formula, position (column, row))
-    ("x", "x\n(one column:\nN values)", (0.0, 0.0)),
+GRAPH_NODES = [  # (name, formula, position (column, row)); formulas marked N_ are translated when drawn
+    ("x", N_("x\n(one column:\nN values)"), (0.0, 0.0)),
     ("mu", "μ = mean(x)", (1.0, 1.0)),
     ("xc", "xc = x − μ", (2.0, 0.0)),
     ("var", "σ² = mean(xc²)", (3.0, -1.0)),
     ("inv", "inv = 1/√(σ² + ε)", (4.3, -1.0)),
-    ("xhat", "x̂ = xc · inv", (5.0, 0.0)),
+    ("xhat", N_("x̂ = xc · inv"), (5.0, 0.0)),
     ("gb", "γ, β", (5.8, 1.0)),
-    ("y", "y = γ x̂ + β", (6.6, 0.0)),
+    ("y", N_("y = γ x̂ + β"), (6.6, 0.0)),
 ]
 GRAPH_EDGES = [("x", "mu"), ("x", "xc"), ("mu", "xc"), ("xc", "var"), ("var", "inv"),
                ("xc", "xhat"), ("inv", "xhat"), ("xhat", "y"), ("gb", "y")]
@@ -250,7 +252,7 @@ def draw_graph(ax):
 
     boxes = {}
     for name, text, (cx, cy) in GRAPH_NODES:
-        boxes[name] = ax.text(cx, cy, text, ha="center", va="center", fontsize=10, zorder=3,
+        boxes[name] = ax.text(cx, cy, _(text), ha="center", va="center", fontsize=10, zorder=3,
                               bbox=dict(boxstyle="round,pad=0.45", facecolor="white", edgecolor=_node_color(name),
                                         linewidth=1.8))
     for a, b in GRAPH_EDGES:                 # arrows from box edge to box edge
@@ -259,17 +261,17 @@ def draw_graph(ax):
                                     patchA=boxes[a].get_bbox_patch(), patchB=boxes[b].get_bbox_patch()))
     ax.annotate("", xy=(0.3, -1.75), xytext=(6.3, -1.75),
                 arrowprops=dict(arrowstyle="-|>", color=GRAPH_COLORS["backward"], lw=1.6, linestyle="--"))
-    ax.text(3.3, -1.6, "backward pass: gradients flow right to left, through every arrow",
+    ax.text(3.3, -1.6, _("backward pass: gradients flow right to left, through every arrow"),
             ha="center", va="bottom", fontsize=9, color=GRAPH_COLORS["backward"])
-    handles = [Patch(facecolor="white", edgecolor=GRAPH_COLORS["data"], linewidth=1.8, label="BN's input and output"),
-               Patch(facecolor="white", edgecolor=GRAPH_COLORS["step"], linewidth=1.8, label="intermediate step"),
-               Patch(facecolor="white", edgecolor=GRAPH_COLORS["param"], linewidth=1.8, label="learned parameters"),
-               Line2D([], [], color=COLORS["grey"], lw=1.4, label="forward: a value flows along the arrow")]
+    handles = [Patch(facecolor="white", edgecolor=GRAPH_COLORS["data"], linewidth=1.8, label=_("BN's input and output")),
+               Patch(facecolor="white", edgecolor=GRAPH_COLORS["step"], linewidth=1.8, label=_("intermediate step")),
+               Patch(facecolor="white", edgecolor=GRAPH_COLORS["param"], linewidth=1.8, label=_("learned parameters")),
+               Line2D([], [], color=COLORS["grey"], lw=1.4, label=_("forward: a value flows along the arrow"))]
     ax.legend(handles=handles, loc="upper center", ncol=2, fontsize=9, frameon=False)
     ax.set_xlim(-0.6, 7.3)
     ax.set_ylim(-2.0, 2.45)
     ax.axis("off")
-    ax.set_title("Batch norm as a computational graph (one feature; means run over the batch)")
+    ax.set_title(_("Batch norm as a computational graph (one feature; means run over the batch)"))
 
 
 def graph_figure():
@@ -294,7 +296,7 @@ def gradient_check(x, gamma, beta, dy):
 
     Returns {"dx": e, "dγ": e, "dβ": e} with e = max |a − b| / max(1e-8, |a| + |b|).
     """
-    _, cache = batchnorm_forward(x, gamma, beta)
+    _y, cache = batchnorm_forward(x, gamma, beta)
     dx, dgamma, dbeta = batchnorm_backward(dy, cache)
     x, gamma, beta = x.copy(), gamma.copy(), beta.copy()       # grad_check perturbs in place
     num_dx = grad_check(lambda v: batchnorm_forward(v, gamma, beta)[0], x, dy)
@@ -306,7 +308,7 @@ def gradient_check(x, gamma, beta, dy):
 
 def compare_backward(x, gamma, beta, dy):
     """Largest relative error between the graph form and the closed form, over dx, dγ, dβ."""
-    _, cache = batchnorm_forward(x, gamma, beta)
+    _y, cache = batchnorm_forward(x, gamma, beta)
     closed = batchnorm_backward(dy, cache)
     graph = batchnorm_backward_graph(dy, cache)
     return max(rel_error(a, b) for a, b in zip(closed, graph))
@@ -316,7 +318,7 @@ def time_backward(n=60, d=100, dtype=np.float32, seed=0):
     """Seconds per call of the closed form and of the graph form on an (n, d) batch:
     returns (closed_seconds, graph_seconds)."""
     x, gamma, beta = layer_batch(n, d, seed, dtype)
-    _, cache = batchnorm_forward(x, gamma, beta)
+    _y, cache = batchnorm_forward(x, gamma, beta)
     dy = np.random.default_rng(seed + 1).standard_normal((n, d)).astype(dtype)
     closed = best_time(batchnorm_backward, dy, cache)
     graph = best_time(batchnorm_backward_graph, dy, cache)
@@ -334,13 +336,13 @@ def check_top_deviation_score(answer):
     s = exercise_scores()
     top = s.max()
     mu, sd, sd1 = s.mean(), s.std(), s.std(ddof=1)
-    check(answer, 50 + 10 * (top - mu) / sd, "偏差値 of the top student", wrong=[
-        (50 + 10 * (top - mu) / sd1, "you used the standard deviation that divides by N − 1 (ddof=1). "
-                                     "Here, as in batch norm, divide by N: np.std(scores)"),
-        ((top - mu) / sd, "that is z, the standardized score. The 偏差値 is 50 + 10 · z"),
-        (10 * (top - mu) / sd, "you scaled by 10 (γ) but did not add 50 (β)"),
-        (50 + (top - mu) / sd, "you added 50 (β) but did not multiply z by 10 (γ)"),
-        (50 + 10 * (top - mu) / sd ** 2, "you divided by the variance σ²; divide by the standard deviation σ"),
+    check(answer, 50 + 10 * (top - mu) / sd, _("偏差値 of the top student"), wrong=[
+        (50 + 10 * (top - mu) / sd1, _("you used the standard deviation that divides by N − 1 (ddof=1). "
+                                       "Here, as in batch norm, divide by N: np.std(scores)")),
+        ((top - mu) / sd, _("that is z, the standardized score. The 偏差値 is 50 + 10 · z")),
+        (10 * (top - mu) / sd, _("you scaled by 10 (γ) but did not add 50 (β)")),
+        (50 + (top - mu) / sd, _("you added 50 (β) but did not multiply z by 10 (γ)")),
+        (50 + 10 * (top - mu) / sd ** 2, _("you divided by the variance σ²; divide by the standard deviation σ")),
     ])
 
 
@@ -358,15 +360,15 @@ def exercise_backward_inputs():
 
 def check_dgamma_dbeta(dgamma, dbeta):
     """Exercise 2: dγ = Σ_n dy·x̂ and dβ = Σ_n dy (sums over the batch, axis 0)."""
-    dy, x_hat, gamma, _, _ = exercise_backward_inputs()
+    dy, x_hat, gamma, _var, _eps = exercise_backward_inputs()
     check(dgamma, (dy * x_hat).sum(axis=0), "dgamma", wrong=[
-        ((dy * x_hat).mean(axis=0), "you averaged; every sample adds its own share, so sum over the batch"),
-        (dy.sum(axis=0), "that is dβ. For dγ, multiply dy by x̂ before summing (y = γ x̂ + β)"),
-        ((dy * x_hat * gamma).sum(axis=0), "no γ here: ∂y/∂γ = x̂, so dγ = Σ dy · x̂"),
+        ((dy * x_hat).mean(axis=0), _("you averaged; every sample adds its own share, so sum over the batch")),
+        (dy.sum(axis=0), _("that is dβ. For dγ, multiply dy by x̂ before summing (y = γ x̂ + β)")),
+        ((dy * x_hat * gamma).sum(axis=0), _("no γ here: ∂y/∂γ = x̂, so dγ = Σ dy · x̂")),
     ])
     check(dbeta, dy.sum(axis=0), "dbeta", wrong=[
-        (dy.mean(axis=0), "you averaged; every sample adds its own share, so sum over the batch"),
-        ((dy * x_hat).sum(axis=0), "that is dγ. ∂y/∂β = 1, so dβ = Σ dy"),
+        (dy.mean(axis=0), _("you averaged; every sample adds its own share, so sum over the batch")),
+        ((dy * x_hat).sum(axis=0), _("that is dγ. ∂y/∂β = 1, so dβ = Σ dy")),
     ])
 
 
@@ -379,20 +381,20 @@ def check_closed_form_dx(answer):
     expected = gamma * inv * (dy - m_dy - x_hat * m_dyx)
     product_of_means = m_dy * x_hat.mean(axis=0)          # ≈ 0, because mean(x̂) = 0
     check(answer, expected, "dx", wrong=[
-        (inv * (dy - m_dy - x_hat * m_dyx), "γ is missing: the gradient reaching x̂ is γ · dy"),
+        (inv * (dy - m_dy - x_hat * m_dyx), _("γ is missing: the gradient reaching x̂ is γ · dy")),
         (gamma * inv * (dy - m_dy - x_hat * product_of_means),
-         "the last term is zero or missing. It is − x̂ · mean(dy · x̂), and mean(dy · x̂) is the mean of "
-         "the product, not the product of the means (mean(x̂) is 0, so that product vanishes)"),
-        (gamma * inv * (dy - x_hat * m_dyx), "the term − mean(dy) is missing (it comes from μ depending on x)"),
-        (gamma * inv * (dy - n * m_dy - x_hat * n * m_dyx), "use means (divide by N), not sums"),
-        (gamma / (var + eps) * (dy - m_dy - x_hat * m_dyx), "divide by √(σ² + ε), not by σ² + ε"),
+         _("the last term is zero or missing. It is − x̂ · mean(dy · x̂), and mean(dy · x̂) is the mean of "
+           "the product, not the product of the means (mean(x̂) is 0, so that product vanishes)")),
+        (gamma * inv * (dy - x_hat * m_dyx), _("the term − mean(dy) is missing (it comes from μ depending on x)")),
+        (gamma * inv * (dy - n * m_dy - x_hat * n * m_dyx), _("use means (divide by N), not sums")),
+        (gamma / (var + eps) * (dy - m_dy - x_hat * m_dyx), _("divide by √(σ² + ε), not by σ² + ε")),
         (gamma * inv * (dy - dy.mean() - x_hat * (dy * x_hat).mean()),
-         "you averaged over the whole array; use axis=0 so each feature (column) gets its own means"),
+         _("you averaged over the whole array; use axis=0 so each feature (column) gets its own means")),
         (gamma * inv * (dy - dy.mean(axis=1, keepdims=True) - x_hat * (dy * x_hat).mean(axis=1, keepdims=True)),
-         "the means run over the batch: axis=0, not axis=1"),
+         _("the means run over the batch: axis=0, not axis=1")),
     ])
 
 
 def reference_dgamma_dbeta():
-    dy, x_hat, _, _, _ = exercise_backward_inputs()
+    dy, x_hat, _gamma, _var, _eps = exercise_backward_inputs()
     return (dy * x_hat).sum(axis=0), dy.sum(axis=0)

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..checks import check
 from ..data import load_mnist5k
+from ..i18n import _
 from ..model import MLP
 from ..norm import batchnorm_forward
 from ..plots import COLORS, new_figure
@@ -71,9 +72,12 @@ def saturated_fraction(z, gamma, beta=0.0, eps=1e-5):
 
 
 def summary_line(gamma, beta, eps, f):
-    return (f"γ = {gamma:.2f}, β = {beta:+.2f}, ε = {eps:.0e}: {f['middle']:.0%} of sigmoid inputs in the "
-            f"near-linear middle (|y| ≤ 1), {f['saturated']:.1%} in the saturated tails (σ < 0.05 or > 0.95); "
-            f"15–85th percentile of y: [{f['p15']:.2f}, {f['p85']:.2f}]; straight-line fit R² = {f['r2']:.3f}")
+    """One line: the slider values and where the sigmoid inputs land (f: region_fractions)."""
+    return _("γ = {gamma:.2f}, β = {beta:+.2f}, ε = {eps:.0e}: {middle:.0%} of sigmoid inputs in the "
+             "near-linear middle (|y| ≤ 1), {saturated:.1%} in the saturated tails (σ < 0.05 or > 0.95); "
+             "15–85th percentile of y: [{p15:.2f}, {p85:.2f}]; straight-line fit R² = {r2:.3f}").format(
+        gamma=gamma, beta=beta, eps=eps, middle=f["middle"], saturated=f["saturated"], p15=f["p15"],
+        p85=f["p85"], r2=f["r2"])
 
 
 # --------------------------------------------------------------------------- the dashboard
@@ -110,28 +114,29 @@ def sigmoid_dashboard(z, n_points=300):
                                          margins=(0.055, 0.99, 0.2, 0.8, 0.3, 0))
     for ax in (ax_y, ax_c):
         _shade_regions(ax)
-    fig.legend(handles=[Patch(**SHADE["middle"], label="near-linear middle: |y| ≤ 1"),
-                        Patch(**SHADE["tails"], label="saturated tails: σ(y) < 0.05 or > 0.95 (|y| > 2.94)")],
+    fig.legend(handles=[Patch(**SHADE["middle"], label=_("near-linear middle: |y| ≤ 1")),
+                        Patch(**SHADE["tails"], label=_("saturated tails: σ(y) < 0.05 or > 0.95 (|y| > 2.94)"))],
                loc="upper center", ncol=2, fontsize=10, frameon=False)
-    hist_y = ax_y.stairs(np.zeros(64), y_edges, fill=True, color=COLORS["bn"], alpha=0.75, label="y = γx̂ + β")
-    ax_y.set(xlim=(-8, 8), xlabel="sigmoid input y\n(values beyond ±8 are counted in the first/last bar)",
-             ylabel="fraction of values per bin", title="What the sigmoid receives")
+    hist_y = ax_y.stairs(np.zeros(64), y_edges, fill=True, color=COLORS["bn"], alpha=0.75, label=_("y = γx̂ + β"))
+    ax_y.set(xlim=(-8, 8), xlabel=_("sigmoid input y\n(values beyond ±8 are counted in the first/last bar)"),
+             ylabel=_("fraction of values per bin"), title=_("What the sigmoid receives"))
     ax_y.legend(loc="upper left", fontsize=9)
 
     ax_c.plot(curve_y, sigmoid(curve_y), color=COLORS["black"], linewidth=1.2, zorder=2, label="σ(y)")
     (span,) = ax_c.plot([], [], color=COLORS["bn"], linewidth=10, alpha=0.45, solid_capstyle="butt",
-                        zorder=3, label="15–85th percentile of y")
+                        zorder=3, label=_("15–85th percentile of y"))
     dots = ax_c.scatter(np.zeros(n_points), np.zeros(n_points), s=15, color=COLORS["plain"], alpha=0.8,
-                        edgecolors="none", zorder=4, label=f"{n_points} of the values")
-    ax_c.set(xlim=(-8, 8), ylim=(-0.03, 1.03), xlabel="sigmoid input y", ylabel="sigmoid output σ(y)",
-             title="Where the values land on the sigmoid")
+                        edgecolors="none", zorder=4,
+                        label=_("{n} of the values").format(n=n_points))
+    ax_c.set(xlim=(-8, 8), ylim=(-0.03, 1.03), xlabel=_("sigmoid input y"), ylabel=_("sigmoid output σ(y)"),
+             title=_("Where the values land on the sigmoid"))
     ax_c.legend(loc="upper left", fontsize=9)
 
     hist_s = ax_s.stairs(np.zeros(40), s_edges, fill=True, color=COLORS["layer"], alpha=0.75, label="σ(y)")
-    ax_s.axvspan(0, 0.05, **SHADE["tails"], label="saturated output")
+    ax_s.axvspan(0, 0.05, **SHADE["tails"], label=_("saturated output"))
     ax_s.axvspan(0.95, 1, **SHADE["tails"])
-    ax_s.set(xlim=(0, 1), xlabel="sigmoid output σ(y)", ylabel="fraction of values per bin",
-             title="What the sigmoid sends on")
+    ax_s.set(xlim=(0, 1), xlabel=_("sigmoid output σ(y)"), ylabel=_("fraction of values per bin"),
+             title=_("What the sigmoid sends on"))
     ax_s.legend(loc="upper center", fontsize=9)
 
     def update(gamma, beta, eps):
@@ -163,7 +168,7 @@ def undo(z, eps=1e-5):
     Returns (y, gamma, beta)."""
     z = np.asarray(z, dtype=np.float64)
     gamma, beta = np.sqrt(z.var(axis=0) + eps), z.mean(axis=0)
-    y, _ = batchnorm_forward(z, gamma, beta, eps=eps)
+    y, _cache = batchnorm_forward(z, gamma, beta, eps=eps)
     return y, gamma, beta
 
 
@@ -192,12 +197,15 @@ def plot_learned(ax_gamma, ax_beta, model):
     for i, (gamma, beta) in enumerate(learned_parameters(model)):
         rank = np.arange(1, gamma.size + 1)
         color = LAYER_COLORS[i % len(LAYER_COLORS)]
-        ax_gamma.plot(rank, np.sort(gamma), color=color, linewidth=2, label=f"hidden layer {i + 1}")
-        ax_beta.plot(rank, np.sort(beta), color=color, linewidth=2, label=f"hidden layer {i + 1}")
-    ax_gamma.axhline(1.0, color=COLORS["grey"], linestyle="--", linewidth=1, label="start value γ = 1")
-    ax_beta.axhline(0.0, color=COLORS["grey"], linestyle="--", linewidth=1, label="start value β = 0")
-    ax_gamma.set(xlabel="unit, sorted by its γ (smallest first)", ylabel="learned γ", title="Learned γ per layer")
-    ax_beta.set(xlabel="unit, sorted by its β (smallest first)", ylabel="learned β", title="Learned β per layer")
+        label = _("hidden layer {layer}").format(layer=i + 1)
+        ax_gamma.plot(rank, np.sort(gamma), color=color, linewidth=2, label=label)
+        ax_beta.plot(rank, np.sort(beta), color=color, linewidth=2, label=label)
+    ax_gamma.axhline(1.0, color=COLORS["grey"], linestyle="--", linewidth=1, label=_("start value γ = 1"))
+    ax_beta.axhline(0.0, color=COLORS["grey"], linestyle="--", linewidth=1, label=_("start value β = 0"))
+    ax_gamma.set(xlabel=_("unit, sorted by its γ (smallest first)"), ylabel=_("learned γ"),
+                 title=_("Learned γ per layer"))
+    ax_beta.set(xlabel=_("unit, sorted by its β (smallest first)"), ylabel=_("learned β"),
+                title=_("Learned β per layer"))
     ax_gamma.legend(fontsize=9)
     ax_beta.legend(fontsize=9)
 
@@ -215,11 +223,14 @@ def parameter_lines(params, report):
     the learned γ, β, from layer_report(model, x)."""
     lines = []
     for i, ((g, b), (fixed, learned)) in enumerate(zip(params, report)):
-        lines.append(f"hidden layer {i + 1}: γ from {g.min():.2f} to {g.max():.2f} (mean {g.mean():.2f}), "
-                     f"β from {b.min():+.2f} to {b.max():+.2f} (mean {b.mean():+.2f})")
-        lines.append(f"   γ = 1, β = 0 → learned γ, β:  saturated {fixed['saturated']:.1%} → "
-                     f"{learned['saturated']:.1%},  middle {fixed['middle']:.0%} → {learned['middle']:.0%},  "
-                     f"R² {fixed['r2']:.3f} → {learned['r2']:.3f}")
+        lines.append(_("hidden layer {layer}: γ from {g_min:.2f} to {g_max:.2f} (mean {g_mean:.2f}), "
+                       "β from {b_min:+.2f} to {b_max:+.2f} (mean {b_mean:+.2f})").format(
+            layer=i + 1, g_min=g.min(), g_max=g.max(), g_mean=g.mean(), b_min=b.min(), b_max=b.max(),
+            b_mean=b.mean()))
+        lines.append(_("   γ = 1, β = 0 → learned γ, β:  saturated {sat_0:.1%} → {sat_1:.1%},  "
+                       "middle {mid_0:.0%} → {mid_1:.0%},  R² {r2_0:.3f} → {r2_1:.3f}").format(
+            sat_0=fixed["saturated"], sat_1=learned["saturated"], mid_0=fixed["middle"], mid_1=learned["middle"],
+            r2_0=fixed["r2"], r2_1=learned["r2"]))
     return "\n".join(lines)
 
 
@@ -232,7 +243,7 @@ def sigmoid_inputs(model, x):
         bn.track_running_stats = False
     try:
         model.train()
-        _, pre, _ = model.forward(x, keep=True)
+        _out, pre, _post = model.forward(x, keep=True)
     finally:
         for bn in bns:
             bn.track_running_stats = True
@@ -263,14 +274,14 @@ def check_affine(answer):
     zc = z - z.mean()
     x_hat = zc / np.sqrt(z.var() + eps)
     check(answer, gamma * x_hat + beta, "y = γ x̂ + β", wrong=[
-        (gamma * z + beta, "normalize first: x̂ = (z − μ)/√(σ² + ε), then y = γ x̂ + β"),
-        (gamma * x_hat - beta, "β = −1: subtract 1, don't add it"),
-        (gamma * zc / np.sqrt(z.var(ddof=1) + eps) + beta, "divide by N in the variance (np.var's default), "
-                                                          "not N − 1"),
-        (beta * x_hat + gamma, "γ and β are swapped: y = γ · x̂ + β with γ = 2, β = −1"),
-        (gamma * x_hat, "β is missing: add β = −1"),
-        (x_hat + beta, "γ is missing: multiply x̂ by γ = 2"),
-        (x_hat, "that is x̂; now apply γ = 2 and β = −1"),
+        (gamma * z + beta, _("normalize first: x̂ = (z − μ)/√(σ² + ε), then y = γ x̂ + β")),
+        (gamma * x_hat - beta, _("β = −1: subtract 1, don't add it")),
+        (gamma * zc / np.sqrt(z.var(ddof=1) + eps) + beta, _("divide by N in the variance (np.var's default), "
+                                                            "not N − 1")),
+        (beta * x_hat + gamma, _("γ and β are swapped: y = γ · x̂ + β with γ = 2, β = −1")),
+        (gamma * x_hat, _("β is missing: add β = −1")),
+        (x_hat + beta, _("γ is missing: multiply x̂ by γ = 2")),
+        (x_hat, _("that is x̂; now apply γ = 2 and β = −1")),
     ])
 
 
@@ -285,29 +296,29 @@ def check_undo(gamma, beta):
     z = exercise_undo_batch()
     eps = 1e-5
     mu, var = z.mean(axis=0), z.var(axis=0)
-    check(gamma, np.sqrt(var + eps), "gamma that undoes BN", wrong=[
-        (np.sqrt(var), "close, but BN divided by √(σ² + ε), so γ must be √(σ² + ε), not σ — with a variance "
-                       "this small, ε matters"),
-        (np.sqrt(z.var(axis=0, ddof=1) + eps), "BN used the variance that divides by N; use np.var's default"),
-        (var + eps, "take the square root: γ = √(σ² + ε)"),
-        (var, "take the square root, and include ε: γ = √(σ² + ε)"),
-        (mu, "γ and β are swapped: γ undoes the division (√(σ² + ε)), β undoes the subtraction (μ)"),
+    check(gamma, np.sqrt(var + eps), _("gamma that undoes BN"), wrong=[
+        (np.sqrt(var), _("close, but BN divided by √(σ² + ε), so γ must be √(σ² + ε), not σ — with a variance "
+                         "this small, ε matters")),
+        (np.sqrt(z.var(axis=0, ddof=1) + eps), _("BN used the variance that divides by N; use np.var's default")),
+        (var + eps, _("take the square root: γ = √(σ² + ε)")),
+        (var, _("take the square root, and include ε: γ = √(σ² + ε)")),
+        (mu, _("γ and β are swapped: γ undoes the division (√(σ² + ε)), β undoes the subtraction (μ)")),
     ], rtol=1e-6, atol=1e-9)
-    check(beta, mu, "beta that undoes BN", wrong=[
-        (np.sqrt(var + eps), "γ and β are swapped: β must put the mean back, β = μ"),
-        (np.zeros_like(mu), "β = 0 keeps the mean at 0; to undo BN, β must put the mean back: β = μ"),
-        (-mu, "check the sign: y = γ x̂ + β must equal z, so β = +μ"),
+    check(beta, mu, _("beta that undoes BN"), wrong=[
+        (np.sqrt(var + eps), _("γ and β are swapped: β must put the mean back, β = μ")),
+        (np.zeros_like(mu), _("β = 0 keeps the mean at 0; to undo BN, β must put the mean back: β = μ")),
+        (-mu, _("check the sign: y = γ x̂ + β must equal z, so β = +μ")),
     ], rtol=1e-6, atol=1e-9)
 
 
 def check_median_beta(answer):
     """Exercise 3: with γ = 1 and median x̂ = 0, the β that puts the median σ(y) at 0.9: β = ln 9
     (to three decimals: within 0.001)."""
-    check(answer, np.log(9.0), "β for a median output of 0.9", wrong=[
-        (0.9, "0.9 is the output you want; β is the input y with σ(y) = 0.9. Solve 1/(1 + e^(−β)) = 0.9"),
-        (-np.log(9.0), "check the sign: σ(β) = 0.9 > 0.5 needs β > 0"),
-        (np.log(0.9), "ln 0.9 is not it: solve 1/(1 + e^(−β)) = 0.9 for e^(−β) first, then take the logarithm"),
-        (-np.log(0.9), "solve 1/(1 + e^(−β)) = 0.9 for e^(−β) first, then take the logarithm"),
+    check(answer, np.log(9.0), _("β for a median output of 0.9"), wrong=[
+        (0.9, _("0.9 is the output you want; β is the input y with σ(y) = 0.9. Solve 1/(1 + e^(−β)) = 0.9")),
+        (-np.log(9.0), _("check the sign: σ(β) = 0.9 > 0.5 needs β > 0")),
+        (np.log(0.9), _("ln 0.9 is not it: solve 1/(1 + e^(−β)) = 0.9 for e^(−β) first, then take the logarithm")),
+        (-np.log(0.9), _("solve 1/(1 + e^(−β)) = 0.9 for e^(−β) first, then take the logarithm")),
     ], rtol=0, atol=1e-3)
 
 
@@ -323,7 +334,7 @@ def gamma_for_saturation(z, target=0.10, eps=1e-5, one_tail=False):
 def check_gamma_for_saturation(answer, z):
     """Exercise 4: the smallest γ (β = 0, ε = 1e-5) putting ≥ 10% of z's values in the saturated
     tails, to ±0.02."""
-    check(answer, gamma_for_saturation(z), "γ for 10% saturated", wrong=[
-        (gamma_for_saturation(z, one_tail=True), "count both tails: σ(y) < 0.05 and σ(y) > 0.95"),
-        (gamma_for_saturation(z, target=0.9), "10% should be in the tails, not 90%"),
+    check(answer, gamma_for_saturation(z), _("γ for 10% saturated"), wrong=[
+        (gamma_for_saturation(z, one_tail=True), _("count both tails: σ(y) < 0.05 and σ(y) > 0.95")),
+        (gamma_for_saturation(z, target=0.9), _("10% should be in the tails, not 90%")),
     ], rtol=0, atol=0.02)

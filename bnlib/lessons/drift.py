@@ -185,7 +185,7 @@ def figure1b(history, layer=-1, unit=0):
     number = len(history.layers) if layer == -1 else layer + 1
     which = _("first unit") if unit == 0 else _("unit {number}").format(number=unit + 1)
     ax_band.set_ylabel(_("sigmoid input z\n({layer}, {unit})").format(layer=_hidden_layer(number), unit=which))
-    ax_band.set_title(_("(b) one sigmoid input drifts (compare: BN paper, Figure 1b)"))
+    ax_band.set_title(_("(b) one sigmoid input drifts (BN paper: Fig. 1b)"))
     ax_band.legend(loc="lower left", fontsize=9)
     return fig
 

@@ -177,3 +177,60 @@ def test_check_doubling_step_on_a_real_run(short_run, capsys):
     assert expected is not None
     drift.check_doubling_step(expected, short_run, layer=0)
     assert "✓" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- Japanese, and the canvas
+def _texts_outside(fig):
+    """Titles, labels and legend texts (not tick labels) that reach past the figure's edges."""
+    import matplotlib
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ticks = {id(t) for ax in fig.axes for t in ax.get_xticklabels() + ax.get_yticklabels()}
+    out = []
+    for t in fig.findobj(matplotlib.text.Text):
+        if t.get_visible() and t.get_text() and id(t) not in ticks:
+            bb = t.get_window_extent(renderer)
+            if bb.x0 < -1 or bb.y0 < -1 or bb.x1 > fig.bbox.width + 1 or bb.y1 > fig.bbox.height + 1:
+                out.append(t.get_text())
+    return out
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_figures_fit_their_canvas_and_draw_every_glyph(scores, short_run, language):
+    import warnings
+    import bnlib
+    bnlib.set_language(language)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")                 # "Glyph … missing from font" would raise
+            figures = [drift.scales_figure(scores), drift.scales_figure(scores, standardized=True),
+                       drift.histogram_grid(short_run, steps=(0, 100, 300)), drift.figure1b(short_run),
+                       drift.drift_dashboard(short_run).fig]
+            for fig in figures:
+                assert not _texts_outside(fig), f"{fig.get_suptitle() or fig.axes[0].get_title()}"
+    finally:
+        bnlib.set_language("en")
+
+
+def test_japanese_labels_summaries_tables_and_hints(scores, short_run, capsys):
+    import bnlib
+    bnlib.set_language("ja")
+    try:
+        assert drift.scale_name(10_000) == "10,000 点満点"
+        fig = drift.figure1b(short_run)
+        assert fig.axes[0].get_xlabel() == "学習ステップ" and "最初のユニット" in fig.axes[1].get_ylabel()
+        dash = drift.drift_dashboard(short_run)
+        summary = dash.set(step=100)
+        assert summary.startswith("ステップ 100（テスト正解率 ") and "層 3: μ " in summary
+        assert dash.fig.get_suptitle() == "BN なし: 学習ステップ 100 での各隠れ層のシグモイド関数の入力 z"
+        assert dash.controls["step"].description == "ステップ"
+        drift.layer_table(short_run, steps=(0, 300))
+        assert "隠れ層 3" in capsys.readouterr().out
+        drift.check_student_z(..., scores)
+        assert "まだ解答がありません" in capsys.readouterr().out
+        x = scores[10_000]
+        with pytest.raises(NotYet, match="かっこで囲みましょう"):
+            drift.check_student_z(x[5] - x.mean() / x.std(), scores, student=5)
+    finally:
+        bnlib.set_language("en")
+    assert drift.scale_name(10_000) == "out of 10,000"

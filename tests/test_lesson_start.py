@@ -96,3 +96,32 @@ def test_figure_check_is_readable():
     fig = start.figure_check().fig
     assert fig.get_figwidth() >= 6
     assert all(t.get_fontsize() >= 9 for t in fig.axes[0].get_legend().get_texts())
+
+
+def test_environment_report_slider_and_figure_in_japanese(monkeypatch, capsys):
+    import warnings
+    import bnlib
+    monkeypatch.setattr(matplotlib, "get_backend", lambda: "agg")
+    bnlib.set_language("ja")
+    try:
+        problems = start.environment_report()
+        out = capsys.readouterr().out
+        assert "✗ 最初のコードセル（%matplotlib widget）を実行しましょう" in out
+        assert "「スライダーが表示されないとき」" in out
+        assert problems == ["matplotlib のバックエンドが widget ではなく 'agg' になっています"]
+        backend_row = next(line for line in out.splitlines() if line.startswith("バックエンド"))
+        assert backend_row.index("agg") > len("バックエンド")           # still a column, after the name
+        box = start.slider_check()
+        box.children[0].value = 7
+        assert box.children[0].description == "動かす" and "スライダーの位置は 7 です" in box.children[1].value
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")                 # "Glyph … missing from font" would raise
+            dash = start.figure_check()
+            assert "点が動いたなら" in dash.set(x=1.5)
+            dash.fig.canvas.draw()
+        with pytest.raises(NotYet, match="それは分散 σ² です"):
+            start.check_std(4.0)
+    finally:
+        bnlib.set_language("en")
+    start.check_demo(5.0)
+    assert capsys.readouterr().out.endswith("✓ demo — the mean of 2, 4 and 9: correct\n")

@@ -1,8 +1,10 @@
 """bnlib: batch normalisation, hands-on — a small numpy library behind the notebook series.
 
     norm.py      batch/layer/instance/group norm: one normalisation over chosen axes
-    layers.py    Linear, activations, BatchNorm/LayerNorm/GroupNorm layers, cross-entropy, folding
-    model.py     MLP with optional normalisation before or after the activation
+    conv.py      2-D convolution and max pooling: im2col and one matrix product
+    layers.py    Linear, Conv2d, MaxPool2d, Flatten, activations, BatchNorm/LayerNorm/GroupNorm/
+                 InstanceNorm layers, cross-entropy, folding
+    model.py     MLP with optional normalisation before or after the activation; a small CNN
     train.py     SGD, the training loop and per-layer distribution records
     data.py      MNIST-5k and 8×8 digits (shipped), spirals and blobs, minibatches
     gradcheck.py numerical gradients and the relative error
@@ -12,12 +14,13 @@
 from threadpoolctl import threadpool_limits
 
 from .checks import check, claim
+from .conv import conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward
 from .data import Dataset, load_digits, load_mnist5k, make_blobs, make_spirals, minibatches
 from .gradcheck import grad_check, rel_error
 from .i18n import get_language, set_language
-from .layers import (BatchNorm, BatchRenorm, GroupNorm, LayerNorm, Linear, ReLU, Sigmoid, Tanh, fold_batchnorm,
-                     softmax_cross_entropy)
-from .model import MLP
+from .layers import (BatchNorm, BatchRenorm, Conv2d, Flatten, GroupNorm, InstanceNorm, LayerNorm, Linear, MaxPool2d,
+                     ReLU, Sigmoid, Tanh, fold_batchnorm, softmax_cross_entropy)
+from .model import CNN, MLP
 from .norm import (batchnorm_backward, batchnorm_backward_graph, batchnorm_forward, groupnorm_backward,
                    groupnorm_forward, instancenorm_backward, instancenorm_forward, layernorm_backward,
                    layernorm_forward)

@@ -15,7 +15,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 
 @dataclass
 class Dataset:
-    """x_*: (N, features) floats; y_*: (N,) integer labels 0..classes−1."""
+    """x_*: (N, features) floats, or images (N, C, H, W); y_*: (N,) integer labels 0..classes−1."""
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
@@ -28,8 +28,10 @@ class Dataset:
         return int(max(self.y_train.max(), self.y_test.max())) + 1
 
     def __repr__(self):
+        what = (f"{self.x_train.shape[1]} features" if self.x_train.ndim == 2 else
+                "images " + "×".join(map(str, self.x_train.shape[1:])))
         return (f"Dataset({self.name!r}: {len(self.x_train)} train / {len(self.x_test)} test, "
-                f"{self.x_train.shape[1]} features, {self.classes} classes, {self.x_train.dtype})")
+                f"{what}, {self.classes} classes, {self.x_train.dtype})")
 
 
 def stratified_split(y, test_fraction, seed):
@@ -44,25 +46,28 @@ def stratified_split(y, test_fraction, seed):
     return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
 
 
-def _load_images(name, scale, test_fraction, seed, dtype):
+def _load_images(name, scale, test_fraction, seed, dtype, as_images=False):
     with np.load(DATA_DIR / f"{name}.npz") as f:
         images, labels = f["images"], f["labels"].astype(np.int64)
-    x = (images.reshape(len(images), -1) / scale).astype(dtype)
+    shape = (len(images), 1) + images.shape[1:] if as_images else (len(images), -1)   # (N, C=1, H, W)
+    x = (images.reshape(shape) / scale).astype(dtype)
     tr, te = stratified_split(labels, test_fraction, seed)
     return Dataset(x[tr], labels[tr], x[te], labels[te], name, images.shape[1:])
 
 
-def load_mnist5k(test_fraction=0.2, seed=0, dtype=np.float32):
+def load_mnist5k(test_fraction=0.2, seed=0, dtype=np.float32, images=False):
     """5,000 MNIST digits (500 per class), pixels scaled to [0, 1], 784 features.
 
     Default split: 4,000 train / 1,000 test, stratified and seeded. MNIST: CC BY-SA 3.0.
+    images=True gives x as images (N, 1, 28, 28) (one channel) for a CNN: the same split.
     """
-    return _load_images("mnist5k", 255.0, test_fraction, seed, dtype)
+    return _load_images("mnist5k", 255.0, test_fraction, seed, dtype, images)
 
 
-def load_digits(test_fraction=0.2, seed=0, dtype=np.float32):
-    """1,797 8×8 digits (UCI optdigits), pixels scaled to [0, 1], 64 features. CC BY 4.0."""
-    return _load_images("digits", 16.0, test_fraction, seed, dtype)
+def load_digits(test_fraction=0.2, seed=0, dtype=np.float32, images=False):
+    """1,797 8×8 digits (UCI optdigits), pixels scaled to [0, 1], 64 features (images=True:
+    (N, 1, 8, 8)). CC BY 4.0."""
+    return _load_images("digits", 16.0, test_fraction, seed, dtype, images)
 
 
 def _split(x, y, name, test_fraction, seed, dtype):

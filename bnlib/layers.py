@@ -1,4 +1,5 @@
-"""Layer objects: Linear, activations, BatchNorm/LayerNorm/GroupNorm, softmax cross-entropy.
+"""Layer objects: Linear, Conv2d, MaxPool2d, Flatten, activations, BatchNorm/LayerNorm/GroupNorm/
+InstanceNorm, softmax cross-entropy.
 
 Every layer has the same few members:
     forward(x) -> y          remembers what backward needs
@@ -8,7 +9,7 @@ Every layer has the same few members:
 """
 import numpy as np
 
-from . import norm
+from . import conv, norm
 from .i18n import _
 from .validate import (as_float_array, check_choice, check_dtype, check_eps, check_finite, check_grad_shape,
                        check_ndim, check_size)
@@ -42,6 +43,28 @@ class Layer:
         check_dtype(x, self, dtype)
         return x
 
+    def _check_channels(self, x, channels, dtype, min_ndim, shape_hint):
+        """x: (N, C, ...) with at least `min_ndim` axes and C = `channels` in axis 1."""
+        x = as_float_array(x)
+        if x.ndim < min_ndim or x.shape[1] != channels:
+            raise ValueError(_("{layer} expects x of shape {hint} with {channels} channels (C) in axis 1, "
+                               "got {shape}; check the channel counts of consecutive layers")
+                             .format(layer=repr(self), hint=shape_hint, channels=channels, shape=x.shape))
+        check_dtype(x, self, dtype)
+        return x
+
+
+def _init_std(init, fan_in, fan_out):
+    """The standard deviation of the N(0, std²) initial weights for `init` (see Linear)."""
+    if isinstance(init, str):
+        check_choice(init, INITS, "init")
+        return {"xavier": np.sqrt(2.0 / (fan_in + fan_out)), "he": np.sqrt(2.0 / fan_in),
+                "lecun": np.sqrt(1.0 / fan_in)}[init]
+    if isinstance(init, (int, float)) and not isinstance(init, bool) and init >= 0:
+        return float(init)
+    raise ValueError(_("init must be one of {choices} or a non-negative std, got {value!r}")
+                     .format(choices=INITS, value=init))
+
 
 class Linear(Layer):
     """y = x W + b, with x: (N, fan_in), W: (fan_in, fan_out), b: (fan_out,).
@@ -54,15 +77,7 @@ class Linear(Layer):
         check_size(fan_in, "fan_in")
         check_size(fan_out, "fan_out")
         self.fan_in, self.fan_out, self.init = fan_in, fan_out, init
-        if isinstance(init, str):
-            check_choice(init, INITS, "init")
-            std = {"xavier": np.sqrt(2.0 / (fan_in + fan_out)), "he": np.sqrt(2.0 / fan_in),
-                   "lecun": np.sqrt(1.0 / fan_in)}[init]
-        elif isinstance(init, (int, float)) and not isinstance(init, bool) and init >= 0:
-            std = float(init)
-        else:
-            raise ValueError(_("init must be one of {choices} or a non-negative std, got {value!r}")
-                             .format(choices=INITS, value=init))
+        std = _init_std(init, fan_in, fan_out)
         rng = np.random.default_rng(seed)
         self.W = (rng.standard_normal((fan_in, fan_out)) * std).astype(dtype)
         self.b = np.zeros(fan_out, dtype=dtype) if bias else None
@@ -92,6 +107,107 @@ class Linear(Layer):
 
     def __repr__(self):
         return f"Linear({self.fan_in}, {self.fan_out}{'' if self.b is not None else ', bias=False'})"
+
+
+class Conv2d(Layer):
+    """2-D convolution (PyTorch's Conv2d, square kernel), x: (N, C_in, H, W) → y: (N, C_out, H_out, W_out).
+
+        y[n, f, i, j] = b[f] + Σ_c Σ_a Σ_b  W[f, c, a, b] · x_pad[n, c, s·i + a, s·j + b]
+        H_out = ⌊(H + 2·padding − k) / stride⌋ + 1      (W_out likewise)
+
+    W: (C_out, C_in, k, k), b: (C_out,); x_pad is x with `padding` zeros on every side. Computed
+    with im2col and one matrix product (bnlib.conv). init as for Linear, with fan_in = C_in·k·k
+    and fan_out = C_out·k·k: "he" (std √(2/fan_in)) suits ReLU. Biases start at 0.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, init="he", bias=True,
+                 seed=0, dtype=np.float32):
+        check_size(in_channels, "in_channels")
+        check_size(out_channels, "out_channels")
+        check_size(kernel_size, "kernel_size")
+        conv.check_integer(stride, "stride", 1)
+        conv.check_integer(padding, "padding", 0)
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        self.stride, self.padding, self.init = stride, padding, init
+        k2 = kernel_size * kernel_size
+        std = _init_std(init, in_channels * k2, out_channels * k2)
+        rng = np.random.default_rng(seed)
+        self.W = (rng.standard_normal((out_channels, in_channels, kernel_size, kernel_size)) * std).astype(dtype)
+        self.b = np.zeros(out_channels, dtype=dtype) if bias else None
+        self.dW = np.zeros_like(self.W)
+        self.db = np.zeros_like(self.b) if bias else None
+
+    def output_shape(self, H, W):
+        """(H_out, W_out) for H × W input images."""
+        return (conv.output_size(H, self.kernel_size, self.stride, self.padding),
+                conv.output_size(W, self.kernel_size, self.stride, self.padding))
+
+    def forward(self, x):
+        x = self._check_channels(conv.check_images(x), self.in_channels, self.W.dtype, 4, "(N, C, H, W)")
+        conv.check_window(x.shape[2], x.shape[3], self.kernel_size, self.kernel_size, self.padding)
+        y, self.cache = conv.convolve(x, self.W, self.b, self.stride, self.padding)
+        return y
+
+    def backward(self, dy, need_dx=True):
+        """dW, db and (unless need_dx=False: the first layer, whose input needs no gradient) dx."""
+        N, _, H, W = self.cache.x_shape
+        check_grad_shape(dy, (N, self.out_channels) + self.output_shape(H, W))
+        dx, self.dW[...], db = conv.convolve_backward(dy, self.cache, need_dx)
+        if self.b is not None:
+            self.db[...] = db
+        return dx
+
+    def parameters(self):
+        return [self.W] if self.b is None else [self.W, self.b]
+
+    def gradients(self):
+        return [self.dW] if self.b is None else [self.dW, self.db]
+
+    def __repr__(self):
+        return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}{'' if self.b is not None else ', bias=False'})")
+
+
+class MaxPool2d(Layer):
+    """Max pooling over non-overlapping k × k windows (stride k, PyTorch's MaxPool2d(k)):
+    x: (N, C, H, W) → y: (N, C, ⌊H/k⌋, ⌊W/k⌋), y[n, c, i, j] = max of x[n, c, k·i + a, k·j + b]
+    over a, b < k. backward sends each dy to its window's maximum (the first, if several tie)."""
+
+    def __init__(self, kernel_size=2):
+        check_size(kernel_size, "kernel_size")
+        self.kernel_size = kernel_size
+
+    def forward(self, x):
+        x = conv.check_images(x)
+        conv.check_window(x.shape[2], x.shape[3], self.kernel_size, self.kernel_size, 0, pooling=True)
+        y, self.cache = conv.max_pool(x, self.kernel_size)
+        return y
+
+    def backward(self, dy):
+        N, C, H, W = self.cache.x_shape
+        check_grad_shape(dy, (N, C, H // self.kernel_size, W // self.kernel_size))
+        return conv.max_pool_backward(dy, self.cache)
+
+    def __repr__(self):
+        return f"MaxPool2d(kernel_size={self.kernel_size})"
+
+
+class Flatten(Layer):
+    """(N, C, H, W) → (N, C·H·W), each image's values in a row (C first, then rows, then columns),
+    as PyTorch's Flatten: what a Linear layer after the convolutions needs."""
+
+    def forward(self, x):
+        x = as_float_array(x)
+        check_ndim(x, 2, "(N, ...)")
+        self.shape = x.shape
+        return x.reshape(len(x), -1)
+
+    def backward(self, dy):
+        check_grad_shape(dy, (self.shape[0], int(np.prod(self.shape[1:]))))
+        return dy.reshape(self.shape)
+
+    def __repr__(self):
+        return "Flatten()"
 
 
 class Sigmoid(Layer):
@@ -162,7 +278,8 @@ class Affine(Layer):
     """Base of the normalisation layers: the learned scale γ and shift β of y = γ x̂ + β."""
 
     def __init__(self, num_features, eps, dtype):
-        check_size(num_features, "num_features")
+        for n in num_features if isinstance(num_features, tuple) else (num_features,):   # LayerNorm: a shape
+            check_size(n, "num_features")
         check_eps(eps)
         self.num_features, self.eps = num_features, eps
         self.gamma = np.ones(num_features, dtype=dtype)
@@ -294,13 +411,29 @@ class BatchRenorm(BatchNorm):
 
 
 class LayerNorm(Affine):
-    """Layer normalisation over the features of each sample, x: (N, D). Same in train and eval."""
+    """Layer normalisation over all the values of each sample. Same in train and eval.
+
+    x: (N, D) with num_features = D, or (N, C, H, W) with num_features = (C, H, W), PyTorch's
+    LayerNorm([C, H, W]): one μ and σ² per image over its C·H·W values, and γ, β of shape
+    (C, H, W) — one pair per value of an image, not per channel.
+    """
 
     def __init__(self, num_features, eps=1e-5, dtype=np.float32):
+        if isinstance(num_features, list):
+            num_features = tuple(num_features)
         super().__init__(num_features, eps, dtype)
 
     def forward(self, x):
-        x = self._check_input(x, self.num_features, self.gamma.dtype)
+        if isinstance(self.num_features, tuple):
+            x = as_float_array(x)
+            if x.shape[1:] != self.num_features:
+                raise ValueError(_("{layer} expects x of shape (N, {shape}) — each sample's values in the "
+                                   "normalized shape — got {got}; check the layer sizes")
+                                 .format(layer=repr(self), shape=", ".join(map(str, self.num_features)),
+                                         got=x.shape))
+            check_dtype(x, self, self.gamma.dtype)
+        else:
+            x = self._check_input(x, self.num_features, self.gamma.dtype)
         y, self.cache = norm.layernorm_forward(x, self.gamma, self.beta, self.eps)
         return y
 
@@ -313,21 +446,51 @@ class LayerNorm(Affine):
 
 
 class GroupNorm(LayerNorm):
-    """Group normalisation of x: (N, C): C features split into `groups`; same in train and eval."""
+    """Group normalisation of x: (N, C) or (N, C, H, W): the C channels split into `groups` groups of
+    C/G neighbouring channels; one μ and σ² per sample and group (over (C/G)·H·W values); γ, β per
+    channel (C,). Same in train and eval."""
 
     def __init__(self, num_features, groups, eps=1e-5, dtype=np.float32):
         super().__init__(num_features, eps, dtype)
         self.groups = groups
-        norm.groupnorm_forward(np.zeros((1, num_features), dtype) + np.arange(num_features, dtype=dtype),
-                               self.gamma, self.beta, groups, eps)   # validates groups now, not mid-training
+        # validates groups now, not mid-training (2 positions per channel: G = C is fine for images)
+        norm.groupnorm_forward(np.arange(2 * num_features, dtype=dtype).reshape(1, num_features, 2),
+                               self.gamma, self.beta, groups, eps)
 
     def forward(self, x):
-        x = self._check_input(x, self.num_features, self.gamma.dtype)
+        x = self._check_channels(x, self.num_features, self.gamma.dtype, 2, "(N, C) or (N, C, H, W)")
         y, self.cache = norm.groupnorm_forward(x, self.gamma, self.beta, self.groups, self.eps)
         return y
 
     def __repr__(self):
         return f"GroupNorm({self.num_features}, groups={self.groups}, eps={self.eps:g})"
+
+
+class InstanceNorm(Affine):
+    """Instance normalisation of images x: (N, C, H, W): one μ and σ² per image and channel, over
+    its H·W values; γ, β per channel (C,). Same in train and eval.
+
+        μ[n, c] = mean over h, w of x[n, c, h, w],   σ²[n, c] likewise,
+        y = γ[c] (x − μ[n, c]) / √(σ²[n, c] + ε) + β[c]
+
+    PyTorch's InstanceNorm2d leaves out γ and β by default (affine=False); this is
+    InstanceNorm2d(C, affine=True), like bnlib's other norms.
+    """
+
+    def __init__(self, num_features, eps=1e-5, dtype=np.float32):
+        super().__init__(num_features, eps, dtype)
+
+    def forward(self, x):
+        x = self._check_channels(x, self.num_features, self.gamma.dtype, 3, "(N, C, H, W)")
+        y, self.cache = norm.instancenorm_forward(x, self.gamma, self.beta, self.eps)
+        return y
+
+    def backward(self, dy):
+        dx, self.dgamma[...], self.dbeta[...] = norm.instancenorm_backward(dy, self.cache)
+        return dx
+
+    def __repr__(self):
+        return f"InstanceNorm({self.num_features}, eps={self.eps:g})"
 
 
 def softmax_cross_entropy(logits, y):

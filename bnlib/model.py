@@ -1,79 +1,38 @@
 """MLP: Linear → [norm] → activation, repeated, then a Linear that gives the logits.
+CNN: Conv 3×3 → [norm] → activation → max-pool 2, repeated, then Flatten and a Linear.
 
     MLP([784, 100, 100, 100, 10], activation="sigmoid", norm="batch")
+    CNN(channels=(1, 8, 16), norm="batch")
 
 norm_position="before" puts the normalisation between Linear and activation (the BN paper's
 choice: the activation sees normalised inputs); "after" puts it after the activation.
+Both share `Network`: the same members, so `bnlib.train` trains either and records each hidden
+layer (MLP) or stage (CNN) the same way.
 """
 from contextlib import contextmanager
 
 import numpy as np
 
 from .i18n import _
-from .layers import ACTIVATIONS, BatchNorm, BatchRenorm, GroupNorm, LayerNorm, Linear
-from .validate import as_float_array, check_choice, check_finite, check_ndim
+from .layers import (ACTIVATIONS, BatchNorm, BatchRenorm, Conv2d, Flatten, GroupNorm, InstanceNorm, LayerNorm,
+                     Linear, MaxPool2d)
+from .validate import as_float_array, check_choice, check_finite, check_ndim, check_size
 
 NORMS = (None, "batch", "layer", "group", "renorm")
+CNN_NORMS = (None, "batch", "layer", "group", "instance")
 POSITIONS = ("before", "after")
 
 
-class MLP:
-    """A multilayer perceptron whose hidden layers may be normalised.
+class Network:
+    """What MLP and CNN share: a list of layers run in order, and `hidden`, one (layer, norm or
+    None, activation) triple per hidden layer or stage. Subclasses build them and check inputs."""
 
-    sizes: [inputs, hidden..., classes]. activation: "sigmoid", "tanh" or "relu".
-    norm: None, "batch", "layer", "group" (with `groups`) or "renorm" (batch renormalisation).
-    init: see `Linear`.
-    Hidden layer l computes, with norm_position="before",
-        z = Norm(h W + b),   h' = act(z)          ("pre-activation" z is what act receives)
-    and with "after":  z = h W + b,  h' = Norm(act(z)).
-    """
+    layers = ()
+    hidden = ()
 
-    def __init__(self, sizes, activation="sigmoid", norm=None, norm_position="before",
-                 init="xavier", seed=0, groups=4, momentum=0.1, eps=1e-5, dtype=np.float32):
-        if len(sizes) < 2 or any(not isinstance(s, (int, np.integer)) or s < 1 for s in sizes):
-            raise ValueError(_("sizes must list at least two positive integers [inputs, ..., classes], got {value!r}")
-                             .format(value=sizes))
-        check_choice(activation, tuple(ACTIVATIONS), "activation")
-        check_choice(norm, NORMS, "norm")
-        check_choice(norm_position, POSITIONS, "norm_position")
-        self.sizes, self.activation, self.norm, self.norm_position = list(sizes), activation, norm, norm_position
-        self.init, self.seed, self.dtype = init, seed, np.dtype(dtype)
-        seeds = np.random.SeedSequence(seed).generate_state(len(sizes) - 1)
-        self.layers = []        # every layer, in order
-        self.hidden = []        # per hidden layer: (linear, norm or None, activation)
-        for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            linear = Linear(fan_in, fan_out, init=init, seed=int(seeds[l]), dtype=dtype)
-            self.layers.append(linear)
-            if l == len(sizes) - 2:
-                break                               # the output layer: logits, no activation
-            act = ACTIVATIONS[activation]()
-            nrm = self._make_norm(fan_out, groups, momentum, eps, dtype)
-            block = [nrm, act] if norm_position == "before" else [act, nrm]
-            self.layers += [layer for layer in block if layer is not None]
-            self.hidden.append((linear, nrm, act))
-
-    def _make_norm(self, features, groups, momentum, eps, dtype):
-        if self.norm == "batch":
-            return BatchNorm(features, eps=eps, momentum=momentum, dtype=dtype)
-        if self.norm == "renorm":
-            return BatchRenorm(features, eps=eps, momentum=momentum, dtype=dtype)
-        if self.norm == "layer":
-            return LayerNorm(features, eps=eps, dtype=dtype)
-        if self.norm == "group":
-            return GroupNorm(features, groups, eps=eps, dtype=dtype)
-        return None
-
-    def forward(self, x, keep=False):
-        """Logits (N, classes) for x (N, inputs). keep=True also returns, per hidden layer,
-        the pre-activation z (what the activation receives) and the activation output."""
-        x = as_float_array(x)
-        check_ndim(x, 2, "(N, inputs)")
-        if x.shape[1] != self.sizes[0]:
-            raise ValueError(_("this MLP takes {inputs} inputs per sample, got x of shape {shape}; "
-                               "flatten images first, e.g. x.reshape(len(x), -1)")
-                             .format(inputs=self.sizes[0], shape=x.shape))
-        check_finite(x)
-        x = x.astype(self.dtype, copy=False)
+    def _run(self, x, keep):
+        """Every layer in order on a checked x of the model's dtype; keep=True also returns, per
+        hidden layer, the pre-activation z (what the activation receives) and the activation output."""
         pre, act = [], []
         for layer in self.layers:
             if keep and isinstance(layer, tuple(ACTIVATIONS.values())):
@@ -84,7 +43,8 @@ class MLP:
                 x = layer.forward(x)
         return (x, pre, act) if keep else x
 
-    __call__ = forward
+    def __call__(self, x, keep=False):
+        return self.forward(x, keep)
 
     def backward(self, dlogits):
         """Backpropagate dL/dlogits through every layer; fills each layer's gradients."""
@@ -151,8 +111,187 @@ class MLP:
     def num_parameters(self):
         return sum(p.size for p in self.parameters())
 
+    def _layer_lines(self):
+        return "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
+
+
+class MLP(Network):
+    """A multilayer perceptron whose hidden layers may be normalised.
+
+    sizes: [inputs, hidden..., classes]. activation: "sigmoid", "tanh" or "relu".
+    norm: None, "batch", "layer", "group" (with `groups`) or "renorm" (batch renormalisation).
+    init: see `Linear`.
+    Hidden layer l computes, with norm_position="before",
+        z = Norm(h W + b),   h' = act(z)          ("pre-activation" z is what act receives)
+    and with "after":  z = h W + b,  h' = Norm(act(z)).
+    """
+
+    def __init__(self, sizes, activation="sigmoid", norm=None, norm_position="before",
+                 init="xavier", seed=0, groups=4, momentum=0.1, eps=1e-5, dtype=np.float32):
+        if len(sizes) < 2 or any(not isinstance(s, (int, np.integer)) or s < 1 for s in sizes):
+            raise ValueError(_("sizes must list at least two positive integers [inputs, ..., classes], got {value!r}")
+                             .format(value=sizes))
+        check_choice(activation, tuple(ACTIVATIONS), "activation")
+        check_choice(norm, NORMS, "norm")
+        check_choice(norm_position, POSITIONS, "norm_position")
+        self.sizes, self.activation, self.norm, self.norm_position = list(sizes), activation, norm, norm_position
+        self.init, self.seed, self.dtype = init, seed, np.dtype(dtype)
+        seeds = np.random.SeedSequence(seed).generate_state(len(sizes) - 1)
+        self.layers = []        # every layer, in order
+        self.hidden = []        # per hidden layer: (linear, norm or None, activation)
+        for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            linear = Linear(fan_in, fan_out, init=init, seed=int(seeds[l]), dtype=dtype)
+            self.layers.append(linear)
+            if l == len(sizes) - 2:
+                break                               # the output layer: logits, no activation
+            act = ACTIVATIONS[activation]()
+            nrm = self._make_norm(fan_out, groups, momentum, eps, dtype)
+            block = [nrm, act] if norm_position == "before" else [act, nrm]
+            self.layers += [layer for layer in block if layer is not None]
+            self.hidden.append((linear, nrm, act))
+
+    def _make_norm(self, features, groups, momentum, eps, dtype):
+        if self.norm == "batch":
+            return BatchNorm(features, eps=eps, momentum=momentum, dtype=dtype)
+        if self.norm == "renorm":
+            return BatchRenorm(features, eps=eps, momentum=momentum, dtype=dtype)
+        if self.norm == "layer":
+            return LayerNorm(features, eps=eps, dtype=dtype)
+        if self.norm == "group":
+            return GroupNorm(features, groups, eps=eps, dtype=dtype)
+        return None
+
+    def forward(self, x, keep=False):
+        """Logits (N, classes) for x (N, inputs). keep=True also returns, per hidden layer,
+        the pre-activation z (what the activation receives) and the activation output."""
+        x = as_float_array(x)
+        check_ndim(x, 2, "(N, inputs)")
+        if x.shape[1] != self.sizes[0]:
+            raise ValueError(_("this MLP takes {inputs} inputs per sample, got x of shape {shape}; "
+                               "flatten images first, e.g. x.reshape(len(x), -1)")
+                             .format(inputs=self.sizes[0], shape=x.shape))
+        check_finite(x)
+        return self._run(x.astype(self.dtype, copy=False), keep)
+
+    @property
+    def input_shape(self):
+        """The shape of one sample: (inputs,)."""
+        return (self.sizes[0],)
+
+    @property
+    def classes(self):
+        return self.sizes[-1]
+
+    def label(self):
+        """A one-line name, for History and tables."""
+        return f"MLP({self.sizes}, {self.activation}, norm={self.norm})"
+
     def __repr__(self):
-        inner = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
         return (f"MLP({self.sizes}, activation={self.activation!r}, norm={self.norm!r}, "
                 f"norm_position={self.norm_position!r}, init={self.init!r}, seed={self.seed}, "
-                f"dtype={self.dtype.name}) — {self.num_parameters():,} parameters\n{inner}")
+                f"dtype={self.dtype.name}) — {self.num_parameters():,} parameters\n{self._layer_lines()}")
+
+
+class CNN(Network):
+    """A small convolutional network whose stages may be normalised.
+
+        CNN(channels=(1, 8, 16), classes=10, image_shape=(28, 28), norm="batch")
+
+    One stage per pair of consecutive channel counts; stage s turns h: (N, C_s, H, W) into
+        u = Conv3×3(h)   (C_{s+1} filters, padding 1: H × W kept)
+        z = Norm(u),  a = act(z),  h' = MaxPool2(a)        (h': (N, C_{s+1}, H/2, W/2))
+    then Flatten and a Linear layer give the logits (N, classes). norm:
+        None        no normalisation
+        "batch"     BatchNorm per channel: one μ, σ² per channel over the N·H·W values
+        "layer"     LayerNorm([C, H, W]): one μ, σ² per image over its C·H·W values
+        "group"     GroupNorm with `groups` groups: per image over (C/G)·H·W values
+        "instance"  InstanceNorm: one μ, σ² per image and channel over its H·W values
+    init: see `Linear` ("he" suits ReLU). x: (N, channels[0], H, W) with (H, W) = image_shape.
+    """
+
+    def __init__(self, channels=(1, 8, 16), classes=10, image_shape=(28, 28), norm=None, activation="relu",
+                 groups=4, init="he", seed=0, momentum=0.1, eps=1e-5, dtype=np.float32):
+        channels, image_shape = tuple(channels), tuple(image_shape)
+        if len(channels) < 2 or len(image_shape) != 2:
+            raise ValueError(_("channels must list at least two channel counts (input, stage 1, ...) and "
+                               "image_shape must be (H, W), got channels={channels!r}, image_shape={shape!r}")
+                             .format(channels=channels, shape=image_shape))
+        for n in channels:
+            check_size(n, "channels")
+        for n in image_shape + (classes,):
+            check_size(n, "image_shape and classes")
+        stages = len(channels) - 1
+        if min(image_shape) < 2 ** stages:
+            raise ValueError(_("{stages} stages halve the image {stages} times, but image_shape {shape} is "
+                               "smaller than {size}×{size}; use fewer channel counts or larger images")
+                             .format(stages=stages, shape=image_shape, size=2 ** stages))
+        check_choice(activation, tuple(ACTIVATIONS), "activation")
+        check_choice(norm, CNN_NORMS, "norm")
+        self.channels, self.image_shape, self.norm, self.activation = channels, image_shape, norm, activation
+        self.groups, self.init, self.seed, self.dtype = groups, init, seed, np.dtype(dtype)
+        seeds = np.random.SeedSequence(seed).generate_state(stages + 1)
+        self.layers, self.hidden = [], []       # every layer; per stage (conv, norm or None, activation)
+        H, W = image_shape
+        for s, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
+            conv = Conv2d(c_in, c_out, 3, padding=1, init=init, seed=int(seeds[s]), dtype=dtype)
+            nrm = self._make_norm(c_out, (H, W), momentum, eps, dtype)
+            act = ACTIVATIONS[activation]()
+            self.layers += [layer for layer in (conv, nrm, act, MaxPool2d(2)) if layer is not None]
+            self.hidden.append((conv, nrm, act))
+            H, W = H // 2, W // 2
+        self.layers += [Flatten(), Linear(channels[-1] * H * W, classes, init=init, seed=int(seeds[-1]),
+                                          dtype=dtype)]
+
+    def _make_norm(self, c, hw, momentum, eps, dtype):
+        if self.norm == "batch":
+            return BatchNorm(c, eps=eps, momentum=momentum, dtype=dtype)
+        if self.norm == "layer":
+            return LayerNorm((c,) + hw, eps=eps, dtype=dtype)
+        if self.norm == "group":
+            return GroupNorm(c, self.groups, eps=eps, dtype=dtype)
+        if self.norm == "instance":
+            return InstanceNorm(c, eps=eps, dtype=dtype)
+        return None
+
+    @property
+    def input_shape(self):
+        """The shape of one sample: (C, H, W)."""
+        return (self.channels[0],) + self.image_shape
+
+    @property
+    def classes(self):
+        return self.layers[-1].fan_out
+
+    def label(self):
+        """A one-line name, for History and tables."""
+        return f"CNN({self.channels}, {self.activation}, norm={self.norm})"
+
+    def forward(self, x, keep=False):
+        """Logits (N, classes) for images x (N, C, H, W). keep=True also returns, per stage, the
+        pre-activation z (what the activation receives: (N, C_s, H_s, W_s)) and the activation output."""
+        x = as_float_array(x)
+        shape = self.input_shape
+        if x.shape[1:] != shape:
+            if x.ndim == 2 and x.shape[1] == np.prod(shape):
+                hint = _("flat pixels? reshape them: x.reshape(len(x), {shape})").format(shape=", ".join(map(str, shape)))
+            elif x.shape == shape:
+                hint = _("a single image needs a batch axis: x[None]")
+            else:
+                hint = _("check the channels and image_shape the CNN was built with")
+            raise ValueError(_("this CNN takes images of shape (N, {shape}), got x of shape {got}; {hint}")
+                             .format(shape=", ".join(map(str, shape)), got=x.shape, hint=hint))
+        check_finite(x)
+        return self._run(x.astype(self.dtype, copy=False), keep)
+
+    def predict(self, x, chunk=500):
+        """Class predictions in eval mode, `chunk` images at a time (which bounds the memory the
+        convolutions take; in eval mode each image is computed on its own, so chunks change nothing)."""
+        with self.evaluation():
+            return np.concatenate([self.forward(part).argmax(axis=1)
+                                   for part in np.split(x, range(chunk, len(x), chunk))])
+
+    def __repr__(self):
+        return (f"CNN(channels={self.channels}, classes={self.classes}, image_shape={self.image_shape}, "
+                f"norm={self.norm!r}, activation={self.activation!r}, groups={self.groups}, init={self.init!r}, "
+                f"seed={self.seed}, dtype={self.dtype.name}) — {self.num_parameters():,} parameters\n"
+                f"{self._layer_lines()}")

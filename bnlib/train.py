@@ -3,10 +3,14 @@
     history = train(MLP([784, 100, 100, 100, 10], norm="batch"), load_mnist5k(),
                     steps=2000, batch_size=60, lr=0.1)
 
+    history = train(CNN((1, 8, 16), norm="batch"), load_mnist5k(images=True),
+                    steps=300, batch_size=32, lr=0.1)
+
 Every `record_every` steps the loop runs a fixed probe batch (the first `probe_size` test
-images) through the model and records, per hidden layer, the pre-activation z (what the
-activation receives) and the activation output: 15th/50th/85th percentiles (pooled, and per
-unit), mean, std, a histogram on fixed bins, and the fraction of saturated units.
+images) through the model and records, per hidden layer (MLP) or stage (CNN), the
+pre-activation z (what the activation receives) and the activation output: 15th/50th/85th
+percentiles (pooled, and per unit — per channel in a CNN, over its N·H·W values), mean, std,
+a histogram on fixed bins, and the fraction of saturated units.
 Batch norm layers normalise the probe with its own statistics and leave their running
 averages untouched, so recording never changes training.
 """
@@ -57,7 +61,7 @@ class SGD:
 class TensorStats:
     """One tensor (pre-activation or activation) of one layer, at each of R records."""
     percentiles: np.ndarray        # (R, 3): 15th, 50th, 85th over all units and samples
-    unit_percentiles: np.ndarray   # (R, units, 3): the same for each unit separately
+    unit_percentiles: np.ndarray   # (R, units, 3): the same for each unit (CNN: each channel) separately
     mean: np.ndarray               # (R,)
     std: np.ndarray                # (R,)
     hist: np.ndarray               # (R, BINS): fraction of values per bin (clipped into range)
@@ -97,12 +101,14 @@ class History:
 
 
 def _tensor_stats(values, value_range):
-    """Statistics of one (N, units) tensor; returns a dict of per-record pieces."""
+    """Statistics of one (N, units) or (N, C, H, W) tensor; returns a dict of per-record pieces.
+    For images a "unit" is a channel: its percentiles run over all N·H·W of its values."""
     flat = values.reshape(-1)
     edges = np.linspace(*value_range, BINS + 1)
     counts, _ = np.histogram(np.clip(flat, *value_range), bins=edges)
+    per_unit = values if values.ndim == 2 else np.moveaxis(values, 1, -1).reshape(-1, values.shape[1])
     return dict(percentiles=np.percentile(flat, PERCENTILES),
-                unit_percentiles=np.percentile(values, PERCENTILES, axis=0).T,
+                unit_percentiles=np.percentile(per_unit, PERCENTILES, axis=0).T,
                 mean=flat.mean(), std=flat.std(), hist=counts / flat.size, bin_edges=edges)
 
 
@@ -160,13 +166,17 @@ def _check_data(data, model):
         if not hasattr(data, name):
             raise TypeError(_("data needs x_train, y_train, x_test and y_test (missing {name}); "
                               "bnlib.Dataset(x_train, y_train, x_test, y_test) wraps your own arrays").format(name=name))
-    classes = model.sizes[-1]
+    classes, sample = model.classes, model.input_shape
     for split in ("train", "test"):
         x = as_float_array(getattr(data, f"x_{split}"), f"x_{split}")
         y = np.asarray(getattr(data, f"y_{split}"))
-        if x.ndim != 2 or x.shape[1] != model.sizes[0]:
+        if x.shape[1:] != sample and len(sample) > 1 and x.ndim == 2:
+            raise ValueError(_("x_{split} holds flat rows {shape}, but this model takes images (N, {inputs}); "
+                               "load the data as images, e.g. bnlib.load_mnist5k(images=True)")
+                             .format(split=split, shape=x.shape, inputs=", ".join(map(str, sample))))
+        if x.shape[1:] != sample:
             raise ValueError(_("x_{split} must be (N, {inputs}) for this model, got {shape}")
-                             .format(split=split, inputs=model.sizes[0], shape=x.shape))
+                             .format(split=split, inputs=", ".join(map(str, sample)), shape=x.shape))
         if not np.issubdtype(y.dtype, np.integer) or y.shape != (len(x),):
             raise ValueError(_("y_{split} must hold {n} integer labels, got {dtype} of shape {shape}")
                              .format(split=split, n=len(x), dtype=y.dtype, shape=y.shape))
@@ -209,8 +219,8 @@ def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, s
         train_acc.append(np.mean(model.predict(x_eval) == y_eval))
         test_acc.append(np.mean(model.predict(x_test) == y_test))
 
-    x_batch = np.empty((batch_size, x_train.shape[1]), dtype=dt)   # reused every step
-    blow_up, steps_above = 10 * np.log(model.sizes[-1]), 0
+    x_batch = np.empty((batch_size,) + x_train.shape[1:], dtype=dt)   # reused every step
+    blow_up, steps_above = 10 * np.log(model.classes), 0
     model.train()
     for step in range(steps):
         if step % record_every == 0:
@@ -227,7 +237,7 @@ def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, s
             diverged = True
             message = message or _("loss {loss:.3g} at step {step}, above {limit:.3g} for {count} steps "
                                    "(a uniform guess scores {guess:.2f}): the learning rate is too large").format(
-                loss=loss, step=step, limit=blow_up, count=steps_above, guess=np.log(model.sizes[-1]))
+                loss=loss, step=step, limit=blow_up, count=steps_above, guess=np.log(model.classes))
             break
         model.backward(dlogits)
         opt.step()
@@ -236,7 +246,7 @@ def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, s
     if not diverged:
         record(len(losses))
     seconds = bar.close()
-    config = dict(model=f"MLP({model.sizes}, {model.activation}, norm={model.norm})", steps=steps,
+    config = dict(model=model.label(), steps=steps,
                   batch_size=batch_size, lr=lr, momentum=momentum, seed=seed)
     return History(np.arange(len(losses)), np.array(losses), np.array(rec_steps), np.array(train_acc),
                    np.array(test_acc), recorder.layers(), config, diverged, message, seconds)

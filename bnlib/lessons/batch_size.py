@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import plots
 from ..checks import NotYet, check
+from ..i18n import N_, _
 from ..model import MLP
 from ..train import train
 from ..widgets import Dashboard
@@ -30,10 +31,15 @@ BATCH_SIZES = tuple(2 ** k for k in range(10))          # 1, 2, 4, …, 512
 COUPLING_SIZES = (2, 4, 16, 64, 256)
 TRAIN_SIZES = (2, 4, 8, 16, 32, 64, 128)
 EPS = 1e-5
-LABELS = {"plain": "without BN", "bn": "with BN"}
+LABELS = {"plain": N_("without BN"), "bn": N_("with BN")}            # shown through label(kind)
 KINDS = ("plain", "bn")
 BINS = 60
 LEGEND = 9                                              # legend font size (points)
+
+
+def label(kind):
+    """What a learner reads for a network kind: "without BN" / "with BN" (or the same in Japanese)."""
+    return _(LABELS[kind])
 
 
 def network(kind, seed=0):
@@ -41,7 +47,7 @@ def network(kind, seed=0):
     with standard deviation √(2 / inputs)), without ("plain") or with ("bn") batch norm before
     each ReLU."""
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        raise ValueError(_("kind must be one of {kinds}, got {kind!r}").format(kinds=KINDS, kind=kind))
     return MLP(SIZES, activation="relu", init="he", norm=None if kind == "plain" else "batch", seed=seed)
 
 
@@ -105,6 +111,7 @@ def spread_dashboard(values, stats):
     only sets data, and the Dashboard redraws only the artists that change."""
     mu, var, sd = values.mean(), values.var(), values.std()
     sizes, measured = spread(stats)
+    count = len(stats[sizes[0]][0])                             # batches sampled per batch size
     mu_edges = np.linspace(mu - 4 * sd, mu + 4 * sd, BINS + 1)
     var_edges = np.linspace(0, 4 * var, BINS + 1)
 
@@ -118,24 +125,24 @@ def spread_dashboard(values, stats):
     fig, (ax_mu, ax_var, ax_sp) = plots.new_figure(1, 3, width=10.0, height=3.9,
                                                    margins=(0.065, 0.99, 0.14, 0.85, 0.33, 0))
     mu_bars = ax_mu.stairs(hist[sizes[0]][0], mu_edges, fill=True, color=blue, alpha=0.7,
-                           label="μ_B of 2,000 batches")
-    ax_mu.axvline(mu, color=black, ls="--", lw=1, label="population μ")
-    ax_mu.set(xlabel="batch mean μ_B", ylabel="number of batches (tallest bar = 1)", ylim=(0, 1.5),
-              title="batch means μ_B")
+                           label=_("μ_B of {count:,} batches").format(count=count))
+    ax_mu.axvline(mu, color=black, ls="--", lw=1, label=_("population μ"))
+    ax_mu.set(xlabel=_("batch mean μ_B"), ylabel=_("number of batches (tallest bar = 1)"), ylim=(0, 1.5),
+              title=_("batch means μ_B"))
     ax_mu.legend(loc="upper left", fontsize=LEGEND)
     var_bars = ax_var.stairs(hist[sizes[0]][1], var_edges, fill=True, color=blue, alpha=0.45,
-                             label="σ²_B of 2,000 batches")
-    ax_var.axvline(var, color=black, ls="--", lw=1, label="population σ²")
-    var_mean = ax_var.axvline(var, color=blue, lw=2.5, label="average of σ²_B")
-    ax_var.set(xlabel="batch variance σ²_B (biased)", ylabel="number of batches (tallest bar = 1)",
-               ylim=(0, 1.5), title="batch variances σ²_B")
+                             label=_("σ²_B of {count:,} batches").format(count=count))
+    ax_var.axvline(var, color=black, ls="--", lw=1, label=_("population σ²"))
+    var_mean = ax_var.axvline(var, color=blue, lw=2.5, label=_("average of σ²_B"))
+    ax_var.set(xlabel=_("batch variance σ²_B (biased)"), ylabel=_("number of batches (tallest bar = 1)"),
+               ylim=(0, 1.5), title=_("batch variances σ²_B"))
     ax_var.legend(loc="upper right", fontsize=LEGEND)
     line = np.geomspace(sizes[0], sizes[-1], 50)
-    ax_sp.plot(line, theory_spread(values, line), color=grey, label="theory σ/√N")
-    ax_sp.plot(sizes, measured, "o", color=blue, ms=5, label="measured")
-    mark, = ax_sp.plot([], [], "o", ms=14, mfc="none", mec=black, mew=2, label="chosen N")
-    ax_sp.set(xscale="log", yscale="log", xlabel="batch size N (log scale)",
-              ylabel="spread of μ_B (std, log scale)", title="spread of μ_B against N")
+    ax_sp.plot(line, theory_spread(values, line), color=grey, label=_("theory σ/√N"))
+    ax_sp.plot(sizes, measured, "o", color=blue, ms=5, label=_("measured"))
+    mark, = ax_sp.plot([], [], "o", ms=14, mfc="none", mec=black, mew=2, label=_("chosen N"))
+    ax_sp.set(xscale="log", yscale="log", xlabel=_("batch size N (log scale)"),
+              ylabel=_("spread of μ_B (std, log scale)"), title=_("spread of μ_B against N"))
     shown = sizes[::2]                                           # 1, 4, 16, 64, 256: room for 9-pt labels
     ax_sp.set_xticks(shown, [str(size) for size in shown])
     ax_sp.minorticks_off()
@@ -153,14 +160,15 @@ def spread_dashboard(values, stats):
         var_mean.set_xdata([avg, avg])
         k = int(np.flatnonzero(sizes == N)[0])
         mark.set_data([N], [measured[k]])
-        title.set_text(f"batch size N = {N}: 2,000 random batches of one feature u")
+        title.set_text(_("batch size N = {N}: {count:,} random batches of one feature u").format(N=N, count=count))
         theory = theory_spread(values, [N])[0]
-        return (f"N = {N}: spread of μ_B {measured[k]:.3f} (theory σ/√N = {theory:.3f}); "
-                f"average σ²_B = {avg / var:.2f} × σ² (theory (N−1)/N = {(N - 1) / N:.2f})")
+        return _("N = {N}: spread of μ_B {spread:.3f} (theory σ/√N = {theory:.3f}); "
+                 "average σ²_B = {ratio:.2f} × σ² (theory (N−1)/N = {theory_ratio:.2f})").format(
+            N=N, spread=measured[k], theory=theory, ratio=avg / var, theory_ratio=(N - 1) / N)
 
     start = 4 if 4 in sizes else int(sizes[0])
     slider = widgets.SelectionSlider(options=[int(size) for size in sizes], value=start,
-                                     description="batch size N", continuous_update=True,
+                                     description=_("batch size N"), continuous_update=True,
                                      style={"description_width": "initial"},
                                      layout=widgets.Layout(width="50%"))
     changing = [mu_bars, var_bars, var_mean, mark, title]
@@ -197,12 +205,12 @@ def coupling_figure(values, xs, example=0, seed=0):
     for i, size in enumerate(sizes):
         jitter = rng.uniform(-0.18, 0.18, len(xs[size]))
         ax.plot(i + jitter, xs[size], "o", ms=3, alpha=0.45, color=plots.COLORS["bn"],
-                label="x̂ in one batch (one dot per batch)" if i == 0 else None)
+                label=_("x̂ in one batch (one dot per batch)") if i == 0 else None)
     ax.axhline(population_xhat(values, example), color=plots.COLORS["black"], ls="--", lw=1,
-               label="x̂ with the population's μ and σ")
+               label=_("x̂ with the population's μ and σ"))
     ax.set_xticks(range(len(sizes)), [str(size) for size in sizes])
-    ax.set(xlabel="batch size N", ylabel=f"x̂ of example {example}",
-           title=f"One example, {len(xs[sizes[0]])} random sets of batchmates per batch size")
+    ax.set(xlabel=_("batch size N"), ylabel=_("x̂ of example {example}").format(example=example),
+           title=_("One example, {sets} random sets of batchmates per batch size").format(sets=len(xs[sizes[0]])))
     ax.legend(loc="lower right", fontsize=LEGEND)
     return fig
 
@@ -243,13 +251,15 @@ def batch_size_figure(runs):
     sizes, acc, steps = accuracy_table(runs)
     fig, ax = plots.new_figure(1, 1, width=7.5, height=4.0)
     for kind in KINDS:
-        ax.plot(sizes, acc[kind], "o-", color=plots.COLORS[kind], label=LABELS[kind])
-    ax.axhline(0.1, color=plots.COLORS["grey"], ls=":", label="chance (10 classes)")
+        ax.plot(sizes, acc[kind], "o-", color=plots.COLORS[kind], label=label(kind))
+    ax.axhline(0.1, color=plots.COLORS["grey"], ls=":", label=_("chance (10 classes)"))
     ax.set_xscale("log")
-    ax.set_xticks(sizes, [f"{size}\n({s} steps)" for size, s in zip(sizes, steps)], fontsize=8.5)
+    ax.set_xticks(sizes, [_("{size}\n({steps} steps)").format(size=size, steps=s) for size, s in zip(sizes, steps)],
+                  fontsize=8.5)
     ax.minorticks_off()
-    ax.set(xlabel="batch size N (and the number of steps in one epoch)", ylabel="test accuracy after 1 epoch",
-           ylim=(0, 1), title="Same data seen once (1 epoch), different batch sizes")
+    ax.set(xlabel=_("batch size N (and the number of steps in one epoch)"),
+           ylabel=_("test accuracy after 1 epoch"), ylim=(0, 1),
+           title=_("Same data seen once (1 epoch), different batch sizes"))
     ax.legend(loc="lower right", fontsize=LEGEND)
     return fig
 
@@ -267,11 +277,11 @@ def batch_of_one_error(data):
 def check_theory_spread(answer, values, N=16):
     """Exercise 1: the theoretical spread of μ_B for batches of N: σ/√N."""
     sd = values.std()
-    check(answer, sd / np.sqrt(N), f"spread of μ_B at N = {N}", wrong=[
-        (sd / N, "the spread shrinks with the square root of N: σ/√N"),
-        (sd ** 2 / N, "σ²/N is the variance of μ_B; the spread (std) is its square root, σ/√N"),
-        (sd / np.sqrt(N - 1), "divide by √N, not √(N − 1)"),
-        (values.var() / np.sqrt(N), "use σ, the standard deviation (u.std()), not the variance σ²"),
+    check(answer, sd / np.sqrt(N), _("spread of μ_B at N = {N}").format(N=N), wrong=[
+        (sd / N, _("the spread shrinks with the square root of N: σ/√N")),
+        (sd ** 2 / N, _("σ²/N is the variance of μ_B; the spread (std) is its square root, σ/√N")),
+        (sd / np.sqrt(N - 1), _("divide by √N, not √(N − 1)")),
+        (values.var() / np.sqrt(N), _("use σ, the standard deviation (u.std()), not the variance σ²")),
     ], rtol=5e-3)                                       # a value rounded to 3 significant digits is fine
 
 
@@ -285,14 +295,15 @@ def check_two_values(answer, a=5.0, b=1.0, eps=EPS):
     """Exercise 2: x̂ of a batch of two values; always close to [+1, −1]."""
     x = np.array([a, b], dtype=np.float64)
     mu = x.mean()
+    name = _("x̂ for a batch of two")
     if answer is not None and answer is not Ellipsis and not isinstance(answer, (str, bytes)) \
             and np.ndim(answer) == 0:
-        raise NotYet("x̂ for a batch of two: not yet — give x̂ for both values: an array of two numbers")
-    check(answer, two_value_reference(a, b, eps), "x̂ for a batch of two", wrong=[
-        ((x - mu) / np.sqrt(x.var(ddof=1) + eps), "σ²_B divides by N (here 2), not N − 1"),
-        (x / np.sqrt(x.var() + eps), "subtract μ_B first"),
-        ((x - mu) / (x.var() + eps), "divide by √(σ²_B + ε), the square root"),
-        (x - mu, "after subtracting μ_B, divide by √(σ²_B + ε)"),
+        raise NotYet(_("{name}: not yet — give x̂ for both values: an array of two numbers").format(name=name))
+    check(answer, two_value_reference(a, b, eps), name, wrong=[
+        ((x - mu) / np.sqrt(x.var(ddof=1) + eps), _("σ²_B divides by N (here 2), not N − 1")),
+        (x / np.sqrt(x.var() + eps), _("subtract μ_B first")),
+        ((x - mu) / (x.var() + eps), _("divide by √(σ²_B + ε), the square root")),
+        (x - mu, _("after subtracting μ_B, divide by √(σ²_B + ε)")),
     ], rtol=1e-4)
 
 
@@ -301,10 +312,10 @@ def check_variance_ratio(answer, values, stats, N=4):
     var_b = stats[N][1]
     expected = var_b.mean() / values.var()
     wrong = [(var_b.mean() * N / (N - 1) / values.var(),
-              f"stats[{N}][1] already holds σ²_B (biased, divided by N); do not rescale it by N/(N − 1)"),
-             (values.var() / var_b.mean(), "the ratio is (average of σ²_B) / σ², not the other way round"),
-             ((N - 1) / N, f"that is the theory; measure it from stats[{N}][1] and u.var()"),
-             (var_b.mean() / values.std(), "divide by the variance σ² (u.var()), not by σ (u.std())")]
+              _("stats[{N}][1] already holds σ²_B (biased, divided by N); do not rescale it by N/(N − 1)").format(N=N)),
+             (values.var() / var_b.mean(), _("the ratio is (average of σ²_B) / σ², not the other way round")),
+             ((N - 1) / N, _("that is the theory; measure it from stats[{N}][1] and u.var()").format(N=N)),
+             (var_b.mean() / values.std(), _("divide by the variance σ² (u.var()), not by σ (u.std())"))]
     if 2 in stats and N != 2:
-        wrong.append((stats[2][1].mean() / values.var(), f"use the batches of size {N}: stats[{N}]"))
-    check(answer, expected, f"average σ²_B / σ² at N = {N}", wrong=wrong, rtol=2e-3, atol=1e-9)
+        wrong.append((stats[2][1].mean() / values.var(), _("use the batches of size {N}: stats[{N}]").format(N=N)))
+    check(answer, expected, _("average σ²_B / σ² at N = {N}").format(N=N), wrong=wrong, rtol=2e-3, atol=1e-9)

@@ -6,6 +6,7 @@ merits the source article claims, each as a small experiment.
     compare.start_band_widths(runs["plain"]) # how much z differs between images at step 0, per layer
     grid = compare.lr_grid(data, reuse=runs) # {(lr, kind): History} for LRS × KINDS, 300 steps each
     compare.sweep_table(grid)                # accuracy after 300 steps, and how each run ended
+    compare.label("bn")                      # "with BN" (in the learner's language, see bnlib.set_language)
     compare.stuck_units(grid[(10.0, "plain")])   # share of last-layer units that send one value for all images
     compare.lr_dashboard(grid).show()        # lr slider + BN on/off: the sweep and swapped curves
     sweep = compare.init_sweep(data)         # {(std, kind): History} for INIT_STDS × KINDS
@@ -17,6 +18,7 @@ The two networks ("kinds") are the BN paper's MNIST network, 784-100-100-100-10 
 where μ_B and σ²_B are the mean and (biased) variance of u over the batch of N = 60 images.
 Everything is seeded: the same call gives the same numbers.
 """
+import unicodedata
 from dataclasses import fields, replace
 
 import ipywidgets as widgets
@@ -25,6 +27,7 @@ from matplotlib.lines import Line2D
 
 from .. import plots
 from ..checks import NotYet, check
+from ..i18n import N_, _
 from ..model import MLP
 from ..train import train
 from ..widgets import Dashboard
@@ -32,7 +35,8 @@ from ..widgets import Dashboard
 SIZES = [784, 100, 100, 100, 10]     # the BN paper's MNIST network
 BATCH = 60                           # the BN paper's batch size
 KINDS = ("plain", "bn")
-LABELS = {"plain": "without BN", "bn": "with BN"}
+LABELS = {"plain": N_("without BN"), "bn": N_("with BN")}          # shown through label(kind)
+OUTCOMES = {"learned": N_("learned"), "stalled": N_("stalled"), "diverged": N_("diverged")}
 LRS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)   # half-decade steps on a log axis
 INIT_STDS = (0.01, 0.3, 1.0)                # std of the N(0, std²) initial weights
 GRID_STEPS = 300                             # steps per run of the learning-rate grid
@@ -44,10 +48,26 @@ STUCK_WIDTH = 0.01                           # a unit whose output band is narro
 LEGEND = 9                                   # legend font size (points)
 
 
+def label(kind):
+    """What a learner reads for a network kind: "without BN" / "with BN" (or the same in Japanese)."""
+    return _(LABELS[kind])
+
+
+def _width(text):
+    """Columns the text takes in a terminal: East Asian wide characters count twice."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text, width, right=False):
+    """`text` padded with spaces to `width` columns (on the left when right=True)."""
+    fill = " " * max(0, width - _width(text))
+    return fill + text if right else text + fill
+
+
 def network(kind, init="xavier", seed=0):
     """The BN paper's MNIST network without ("plain") or with ("bn") batch norm before each sigmoid."""
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        raise ValueError(_("kind must be one of {kinds}, got {kind!r}").format(kinds=KINDS, kind=kind))
     return MLP(SIZES, activation="sigmoid", norm=None if kind == "plain" else "batch", init=init, seed=seed)
 
 
@@ -75,7 +95,8 @@ def record_index(history, step):
     """Index of the record taken at `step` (raises if there is none)."""
     where = np.flatnonzero(history.record_steps == step)
     if not len(where):
-        raise ValueError(f"no record at step {step}; records: {history.record_steps.tolist()}")
+        raise ValueError(_("no record at step {step}; records: {records}").format(
+            step=step, records=history.record_steps.tolist()))
     return int(where[0])
 
 
@@ -89,23 +110,24 @@ def figure1(runs, layer=-1, unit=0):
     50th and 85th percentiles of one sigmoid input z (last hidden layer, one unit), same y axis."""
     fig, axes = plots.new_figure(1, 3, width=11.0, height=3.6)
     ax_a, ax_b, ax_c = axes
-    plots.accuracy_curves(ax_a, {LABELS[k]: h for k, h in runs.items()})
+    plots.accuracy_curves(ax_a, {label(k): h for k, h in runs.items()})
     for line, kind in zip(ax_a.get_lines(), runs):
         line.set_color(plots.COLORS[kind])
-    ax_a.axhline(CHANCE, color=plots.COLORS["grey"], ls=":", label="chance (10 classes)")
+    ax_a.axhline(CHANCE, color=plots.COLORS["grey"], ls=":", label=_("chance (10 classes)"))
     ax_a.legend(loc="center right", bbox_to_anchor=(1.0, 0.68), fontsize=LEGEND)
-    ax_a.set_title("(a) test accuracy")
+    ax_a.set_title(_("(a) test accuracy"))
     for ax, kind, tag in ((ax_b, "plain", "(b)"), (ax_c, "bn", "(c)")):
         plots.percentile_bands(ax, runs[kind], layer=layer, unit=unit, color=plots.COLORS[kind])
-        ax.set_title(f"{tag} {LABELS[kind]}: one sigmoid input z")
-        ax.set_ylabel(f"z (last hidden layer, unit {unit})")
+        ax.set_title(_("{tag} {label}: one sigmoid input z").format(tag=tag, label=label(kind)))
+        ax.set_ylabel(_("z (last hidden layer, unit {unit})").format(unit=unit))
         ax.legend(loc="lower left", fontsize=LEGEND, ncol=2, handlelength=1.5, columnspacing=1.0)
     low = min(ax_b.get_ylim()[0], ax_c.get_ylim()[0])
     high = max(ax_b.get_ylim()[1], ax_c.get_ylim()[1])
     for ax in (ax_b, ax_c):
         ax.set_ylim(low - 0.4 * (high - low), high)        # room below the bands for the legend
     lr = runs["plain"].config.get("lr")
-    fig.suptitle(f"The BN paper's Figure 1 on MNIST-5k (sigmoid, batch {BATCH}, SGD, learning rate {lr:g})")
+    fig.suptitle(_("The BN paper's Figure 1 on MNIST-5k (sigmoid, batch {batch}, SGD, learning rate {lr:g})")
+                 .format(batch=BATCH, lr=lr))
     return fig
 
 
@@ -141,7 +163,8 @@ def truncate(history, steps):
     Training is seeded and recording never changes it, so the first 300 steps of a 1,000-step
     run ARE the 300-step run with the same settings: no need to train them twice."""
     if steps not in history.record_steps:
-        raise ValueError(f"the run has no record at step {steps}; records: {history.record_steps.tolist()}")
+        raise ValueError(_("the run has no record at step {steps}; records: {records}").format(
+            steps=steps, records=history.record_steps.tolist()))
     keep = history.record_steps <= steps
 
     def cut_stats(stats):
@@ -200,14 +223,15 @@ def sweep_table(grid):
     """Print, per learning rate, each network's test accuracy at the end and its outcome."""
     lrs = grid_lrs(grid)
     steps = grid[(lrs[0], "plain")].config["steps"]
-    print(f"test accuracy after {steps} steps".ljust(30) + "".join(f"{LABELS[k]:>22}" for k in KINDS))
+    head = _("test accuracy after {steps} steps").format(steps=steps)
+    print(_pad(head, 30) + "".join(_pad(label(k), 22, right=True) for k in KINDS))
     for lr in lrs:
         cells = []
         for kind in KINDS:
             h = grid[(lr, kind)]
             acc = "—" if h.diverged else f"{h.final_test_acc:.1%}"
-            cells.append(f"{acc:>9} {outcome(h):>12}")
-        print(f"learning rate {lr:g}".ljust(30) + "".join(cells))
+            cells.append(_pad(acc, 9, right=True) + " " + _pad(_(OUTCOMES[outcome(h)]), 12, right=True))
+        print(_pad(_("learning rate {lr:g}").format(lr=lr), 30) + "".join(cells))
 
 
 def first_loss_peak(history, steps=10):
@@ -231,9 +255,9 @@ def beta_gamma_ratio(history, layer=-1, width=STUCK_WIDTH):
     the batch). When |β| is many times |γ|, z stays far from 0 for every image: the unit sits in
     the sigmoid's flat tail. Needs the trained network (`.network`, kept by `run_pair`)."""
     if not hasattr(history, "network"):
-        raise ValueError("this History has no trained network: use a run made by run_pair or lr_grid "
-                         "(a run cut out of a longer one with truncate keeps none)")
-    _, bn, _ = history.network.hidden[layer]
+        raise ValueError(_("this History has no trained network: use a run made by run_pair or lr_grid "
+                           "(a run cut out of a longer one with truncate keeps none)"))
+    _linear, bn, _act = history.network.hidden[layer]
     ratio = np.abs(bn.beta.ravel()) / np.abs(bn.gamma.ravel())
     p = history.layers[layer].act.unit_percentiles[-1]
     stuck = p[:, 2] - p[:, 0] < width
@@ -263,7 +287,7 @@ def lr_dashboard(grid):
     steps = grid[(lrs[0], "plain")].config["steps"]
     grey, black = plots.COLORS["grey"], plots.COLORS["black"]
     fig, (ax_sw, ax_acc, ax_loss) = plots.new_figure(1, 3, width=10.0, height=4.1,
-                                                     margins=(0.065, 0.99, 0.27, 0.87, 0.32, 0))
+                                                     margins=(0.065, 0.975, 0.27, 0.87, 0.32, 0))
     for kind in KINDS:
         color = plots.COLORS[kind]
         ax_sw.plot(lr_arr, acc[kind], "o-", color=color)
@@ -276,34 +300,34 @@ def lr_dashboard(grid):
     ax_sw.set_xscale("log")
     ax_sw.set_xticks(lr_arr, [f"{lr:g}" for lr in lr_arr])
     ax_sw.minorticks_off()
-    ax_sw.set(xlabel="learning rate (log scale)", ylabel=f"test accuracy after {steps} steps", ylim=(0, 1),
-              title="the sweep (× = stopped)")
+    ax_sw.set(xlabel=_("learning rate (log scale)"), ylabel=_("test accuracy after {steps} steps").format(steps=steps),
+              ylim=(0, 1), title=_("the sweep (× = stopped)"))
 
     other_acc, = ax_acc.plot([], [], color=grey, lw=1.2, ls="--")
     main_acc, = ax_acc.plot([], [], lw=2.2, marker="o", ms=3)
     ax_acc.axhline(CHANCE, color=grey, ls=":", lw=1)
     note = ax_acc.text(0.5, 0.88, "", transform=ax_acc.transAxes, ha="center", va="center", color=black,
                        fontsize=LEGEND)
-    ax_acc.set(xlim=(0, steps), ylim=(0, 1), xlabel="training step", ylabel="test accuracy",
-               title="test accuracy")
+    ax_acc.set(xlim=(0, steps), ylim=(0, 1), xlabel=_("training step"), ylabel=_("test accuracy"),
+               title=_("test accuracy"))
     raw_loss, = ax_loss.plot([], [], lw=1.0, alpha=0.5)
     other_loss, = ax_loss.plot([], [], color=grey, lw=1.2, ls="--")
     main_loss, = ax_loss.plot([], [], lw=2.2)
     peak, = ax_loss.plot([], [], "v", ms=7, color=black)
     ax_loss.axhline(np.log(10), color=grey, ls=":", lw=1)
     ax_loss.axhline(10 * np.log(10), color=black, ls="--", lw=1)
-    ax_loss.set(xlim=(-0.03 * steps, steps), ylim=(0.05, 150), yscale="log", xlabel="training step",
-                ylabel="training loss (log scale)", title="training loss")
+    ax_loss.set(xlim=(-0.03 * steps, steps), ylim=(0.05, 150), yscale="log", xlabel=_("training step"),
+                ylabel=_("training loss (log scale)"), title=_("training loss"))
     ax_loss.legend([_legend_line(black, lw=1.0, alpha=0.5), _legend_line(black, lw=2.2),
-                    _legend_line(black, "", "v", ms=7)], ["each step", "10-step average", "highest loss"],
+                    _legend_line(black, "", "v", ms=7)], [_("each step"), _("10-step average"), _("highest loss")],
                    loc="upper right", fontsize=LEGEND)
 
     handles = [_legend_line(plots.COLORS["plain"], "-", "o"), _legend_line(plots.COLORS["bn"], "-", "o"),
                _legend_line(grey, "--"), _legend_line(grey, ":"), _legend_line(black, "--"),
                _legend_line("none", "", "o", mec=black, ms=11)]
-    labels = ["without BN", "with BN", "the other network, same learning rate",
-              "chance: accuracy 10%, loss ln 10 ≈ 2.3", "loss 10·ln 10 ≈ 23: bnlib's stop line",
-              "the run shown"]
+    labels = [label("plain"), label("bn"), _("the other network, same learning rate"),
+              _("chance: accuracy 10%, loss ln 10 ≈ 2.3"), _("loss 10·ln 10 ≈ 23: bnlib's stop line"),
+              _("the run shown")]
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=LEGEND, frameon=False)
     title = fig.suptitle(" ")
 
@@ -323,26 +347,29 @@ def lr_dashboard(grid):
         other_loss.set_data(*_smooth(g.loss))
         for line, run in ((main_loss, h), (other_loss, g)):
             line.set_marker("o" if run.diverged else "None")     # a stopped run has only a few points
-        note.set_text(f"stopped at step {len(h.loss)}:\nthe loss stayed too high" if h.diverged else "")
+        note.set_text(_("stopped at step {step}:\nthe loss stayed too high").format(step=len(h.loss))
+                      if h.diverged else "")
         for line in (main_acc, main_loss, raw_loss):
             line.set_color(plots.COLORS[kind])
-        title.set_text(f"learning rate {lr:g}, {LABELS[kind]}")
+        title.set_text(_("learning rate {lr:g}, {label}").format(lr=lr, label=label(kind)))
         if h.diverged:
-            what = f"diverged: bnlib stopped the run at step {len(h.loss)}"
+            what = _("diverged: bnlib stopped the run at step {step}").format(step=len(h.loss))
         else:
-            what = f"{outcome(h)}: test accuracy {h.final_test_acc:.0%} after {steps} steps"
-        there = "diverged" if g.diverged else f"{g.final_test_acc:.0%}"
-        return f"lr {lr:g}, {LABELS[kind]} — {what} (the network {LABELS[other]}: {there})"
+            what = _("{outcome}: test accuracy {acc:.0%} after {steps} steps").format(
+                outcome=_(OUTCOMES[outcome(h)]), acc=h.final_test_acc, steps=steps)
+        there = _(OUTCOMES["diverged"]) if g.diverged else f"{g.final_test_acc:.0%}"
+        return _("lr {lr:g}, {label} — {what} (the network {other}: {there})").format(
+            lr=lr, label=label(kind), what=what, other=label(other), there=there)
 
     lr_slider = widgets.SelectionSlider(options=[(f"{lr:g}", lr) for lr in lrs], value=lrs[len(lrs) // 2],
-                                        description="learning rate", continuous_update=True,
+                                        description=_("learning rate"), continuous_update=True,
                                         style={"description_width": "initial"},
                                         layout=widgets.Layout(width="45%"))
-    toggle = widgets.ToggleButton(value=True, description="batch norm on", icon="check",
-                                  tooltip="switch batch norm on or off")
+    toggle = widgets.ToggleButton(value=True, description=_("batch norm on"), icon="check",
+                                  tooltip=_("switch batch norm on or off"))
 
     def relabel(change):
-        toggle.description = "batch norm on" if change["new"] else "batch norm off"
+        toggle.description = _("batch norm on") if change["new"] else _("batch norm off")
         toggle.icon = "check" if change["new"] else ""
     toggle.observe(relabel, names="value")
     changing = [ring, main_acc, other_acc, raw_loss, main_loss, other_loss, peak, note, title]
@@ -379,14 +406,15 @@ def init_figure(sweep):
     any_run = next(iter(sweep.values()))
     fig, ax = plots.new_figure(1, 1, width=7.0, height=3.4)
     for kind in KINDS:
-        ax.plot(stds, acc[kind], "o-", color=plots.COLORS[kind], label=LABELS[kind])
-    ax.axhline(CHANCE, color=plots.COLORS["grey"], ls=":", label="chance (10 classes)")
+        ax.plot(stds, acc[kind], "o-", color=plots.COLORS[kind], label=label(kind))
+    ax.axhline(CHANCE, color=plots.COLORS["grey"], ls=":", label=_("chance (10 classes)"))
     ax.set_xscale("log")
     ax.set_xticks(stds, [f"{s:g}" for s in stds])
     ax.minorticks_off()
-    ax.set(xlabel="standard deviation of the initial weights (log scale)",
-           ylabel=f"test accuracy after {any_run.config['steps']} steps", ylim=(0, 1),
-           title=f"Initialization sweep (learning rate {any_run.config['lr']:g}, {any_run.config['steps']} steps)")
+    steps, lr = any_run.config["steps"], any_run.config["lr"]
+    ax.set(xlabel=_("standard deviation of the initial weights (log scale)"),
+           ylabel=_("test accuracy after {steps} steps").format(steps=steps), ylim=(0, 1),
+           title=_("Initialization sweep (learning rate {lr:g}, {steps} steps)").format(lr=lr, steps=steps))
     ax.legend(loc="lower right", fontsize=LEGEND)
     return fig
 
@@ -403,10 +431,11 @@ def gap_figure(runs):
     fig, ax = plots.new_figure(1, 1, width=7.0, height=3.6)
     for kind, h in runs.items():
         color = plots.COLORS[kind]
-        ax.plot(h.record_steps, h.train_acc, ls="--", color=color, label=f"{LABELS[kind]}: training images")
-        ax.plot(h.record_steps, h.test_acc, color=color, label=f"{LABELS[kind]}: test images")
-    ax.set(xlabel="training step", ylabel="accuracy", ylim=(0, 1.02),
-           title="Training vs test accuracy: a large gap is a sign of overfitting")
+        ax.plot(h.record_steps, h.train_acc, ls="--", color=color,
+                label=_("{label}: training images").format(label=label(kind)))
+        ax.plot(h.record_steps, h.test_acc, color=color, label=_("{label}: test images").format(label=label(kind)))
+    ax.set(xlabel=_("training step"), ylabel=_("accuracy"), ylim=(0, 1.02),
+           title=_("Training vs test accuracy: a large gap is a sign of overfitting"))
     ax.legend(loc="center right", bbox_to_anchor=(1.0, 0.62), fontsize=LEGEND)
     return fig
 
@@ -416,11 +445,11 @@ def check_gap(answer, runs):
     """Exercise 1: the generalization gap of the BN network at the end of Figure 1's run."""
     bn, plain = runs["bn"], runs["plain"]
     expected = gap(bn)
-    check(answer, expected, "gap of the BN network", wrong=[
-        (-expected, "that is test − training; the gap is training accuracy minus test accuracy"),
-        (gap(plain), "that is the gap of the network without BN; use runs['bn']"),
-        (bn.train_acc[0] - bn.test_acc[0], "those are the accuracies at step 0; use the last record, index -1"),
-        (100 * expected, "give the gap as a fraction (0.05 for 5 points), not in percent"),
+    check(answer, expected, _("gap of the BN network"), wrong=[
+        (-expected, _("that is test − training; the gap is training accuracy minus test accuracy")),
+        (gap(plain), _("that is the gap of the network without BN; use runs['bn']")),
+        (bn.train_acc[0] - bn.test_acc[0], _("those are the accuracies at step 0; use the last record, index -1")),
+        (100 * expected, _("give the gap as a fraction (0.05 for 5 points), not in percent")),
     ])
 
 
@@ -434,28 +463,29 @@ def check_plain_mask(answer, grid):
     """Exercise 2: a boolean per learning rate: did the network without BN reach ≥ 30%?"""
     lrs, acc = sweep_arrays(grid)
     expected = plain_learned_mask(grid)
+    name = _("learning rates where the plain network reached 30%")
     if answer is not None and answer is not Ellipsis:
         if isinstance(answer, dict):
-            raise NotYet("learning rates where the plain network reached 30%: not yet — give a list or an "
-                         "array in the order of compare.LRS, not a dict")
+            raise NotYet(_("{name}: not yet — give a list or an array in the order of compare.LRS, not a dict")
+                         .format(name=name))
         try:
             answer = np.asarray(answer, dtype=float)         # booleans → 0/1, to compare
         except (TypeError, ValueError):
             pass                                             # check() reports what is wrong
         if np.ndim(answer) == 1 and len(answer) != len(lrs):
-            raise NotYet(f"learning rates where the plain network reached 30%: not yet — give one entry per "
-                         f"learning rate in compare.LRS: {len(lrs)} entries, not {len(answer)}")
+            raise NotYet(_("{name}: not yet — give one entry per learning rate in compare.LRS: "
+                           "{expected} entries, not {got}").format(name=name, expected=len(lrs), got=len(answer)))
 
-    check(answer, expected.astype(float), "learning rates where the plain network reached 30%", wrong=[
+    check(answer, expected.astype(float), name, wrong=[
         ((np.nan_to_num(acc["bn"], nan=0.0) >= 0.3).astype(float),
-         "that is the network with BN; use grid[(lr, 'plain')]"),
+         _("that is the network with BN; use grid[(lr, 'plain')]")),
         ((np.nan_to_num(acc["plain"], nan=1.0) >= 0.3).astype(float),
-         "a run that was stopped (diverged) did not reach 30%: count it as False"),
+         _("a run that was stopped (diverged) did not reach 30%: count it as False")),
         ((np.nan_to_num(acc["plain"], nan=0.0) < 0.3).astype(float),
-         "True where it DID reach 30%, not where it failed"),
-        ((np.nan_to_num(acc["plain"], nan=0.0) >= 3).astype(float), "30% is 0.3 as a fraction, not 3 or 30"),
+         _("True where it DID reach 30%, not where it failed")),
+        ((np.nan_to_num(acc["plain"], nan=0.0) >= 3).astype(float), _("30% is 0.3 as a fraction, not 3 or 30")),
         (np.nan_to_num(acc["plain"], nan=0.0),
-         "give True or False per learning rate, not the accuracies themselves: compare each with 0.3"),
+         _("give True or False per learning rate, not the accuracies themselves: compare each with 0.3")),
     ])
 
 
@@ -472,13 +502,14 @@ def scale_invariance_reference(data, c=10.0):
 
 def check_scale_invariance(answer, data, c=10.0):
     """Exercise 3: BN's output does not change when its input is scaled by c > 0."""
-    _, u, y1 = scale_invariance_reference(data, c)
+    _reference, u, y1 = scale_invariance_reference(data, c)
+    name = _("BN ignores the scale of its input")
     if answer is not None and answer is not Ellipsis and np.ndim(answer) > 0:
-        raise NotYet(f"BN ignores the scale of its input: not yet — your answer is an array of shape "
-                     f"{np.shape(answer)}; give one number, its largest value (.max())")
+        raise NotYet(_("{name}: not yet — your answer is an array of shape {shape}; give one number, its largest "
+                       "value (.max())").format(name=name, shape=np.shape(answer)))
     if answer is not None and answer is not Ellipsis and not isinstance(answer, (str, bytes)):
         answer = float(answer)
-    check(answer, 0.0, "BN ignores the scale of its input", atol=1e-3, wrong=[
-        (float(np.abs(c * u - u).max()), "you compared BN's inputs (c·u and u); compare BN's outputs"),
-        (float(np.abs(c * y1 - y1).max()), "you scaled BN's output; scale its input u, then normalize"),
+    check(answer, 0.0, name, atol=1e-3, wrong=[
+        (float(np.abs(c * u - u).max()), _("you compared BN's inputs (c·u and u); compare BN's outputs")),
+        (float(np.abs(c * y1 - y1).max()), _("you scaled BN's output; scale its input u, then normalize")),
     ])

@@ -21,6 +21,7 @@ and the members differ only in which values form a set S:
     InstanceNorm  one set per sample n and channel c:    all h, w       (H·W values)
     GroupNorm     one set per sample n and group g of C/G channels      ((C/G)·H·W values)
 """
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -32,14 +33,15 @@ from .. import norm as _norm
 from .. import plots
 from ..checks import NotYet, check
 from ..data import load_mnist5k, minibatches
+from ..i18n import _, N_
 from ..layers import softmax_cross_entropy
 from ..model import MLP
 from ..train import SGD
 from ..widgets import Dashboard
 
 NORMS = ("batch", "layer", "instance", "group")
-NAMES = {"batch": "BatchNorm", "layer": "LayerNorm", "instance": "InstanceNorm", "group": "GroupNorm",
-         "renorm": "Batch Renorm"}
+NAMES = {"batch": N_("BatchNorm"), "layer": N_("LayerNorm"), "instance": N_("InstanceNorm"),
+         "group": N_("GroupNorm"), "renorm": N_("Batch Renorm")}
 COLOR = {"batch": plots.COLORS["bn"], "layer": plots.COLORS["layer"], "instance": plots.COLORS["instance"],
          "group": plots.COLORS["group"], "renorm": plots.COLORS["renorm"]}
 PICTURE_SHAPE = (4, 6, 3, 3)                  # (N, C, H, W) of the picture: small enough to see every value
@@ -48,6 +50,22 @@ BATCH_SIZES = (2, 4, 8, 16)
 RENORM_SIZES = (2, 4)
 IMAGES = 1024                                 # training images seen by every run of the sweep
 TEST_IMAGES = 500                             # the sweep measures on the first 500 test images
+
+
+def name(kind):
+    """The norm's name in the learner's language, e.g. name("layer") -> "LayerNorm"."""
+    return _(NAMES[kind])
+
+
+def _width(text):
+    """Columns `text` takes in a monospaced font: kana and kanji take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text, width, align="<"):
+    """`text` padded with spaces to `width` columns (left- or right-aligned), for printed tables."""
+    fill = " " * max(0, width - _width(text))
+    return text + fill if align == "<" else fill + text
 
 
 # ---------------------------------------------------------------- which values share a statistic
@@ -74,9 +92,11 @@ def set_coordinates(kind, shape=PICTURE_SHAPE, groups=2):
         return n, c
     if kind == "group":
         if C % groups:
-            raise ValueError(f"groups={groups} does not divide the {C} channels; choose one of {divisors(C)}")
+            raise ValueError(_("groups={groups} does not divide the {channels} channels; choose one of {divisors}")
+                             .format(groups=groups, channels=C, divisors=divisors(C)))
         return n, c // (C // groups)
-    raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
+    raise ValueError(_("unknown {name} {value!r}; choose one of {choices}")
+                     .format(name="norm", value=kind, choices=", ".join(NORMS)))
 
 
 def set_ids(kind, shape=PICTURE_SHAPE, groups=2):
@@ -165,7 +185,7 @@ def compare_with_bnlib(x=None, eps=1e-5):
         y = bnlib_forward(x, kind, groups, eps)
         s = statistic_set(kind, 0, 0, x.shape, groups)
         xs = x[s]
-        label = NAMES[kind] + (f" (G = {groups})" if kind == "group" else "")
+        label = name(kind) + (f" (G = {groups})" if kind == "group" else "")
         per, stats = counts(kind, x.shape, groups)
         rows[label] = dict(diff=float(np.abs(y - by_hand(x, kind, groups, eps)).max()),
                            diff_set=float(np.abs(y[s] - (xs - xs.mean()) / np.sqrt(xs.var() + eps)).max()),
@@ -174,9 +194,14 @@ def compare_with_bnlib(x=None, eps=1e-5):
 
 
 def print_comparison(rows):
-    print(f"{'norm':<22}{'values per statistic':>22}{'statistics':>12}{'max |bnlib − by hand|':>24}")
+    """The table of `compare_with_bnlib`: one row per norm, columns aligned in either language."""
+    head = [_("norm"), _("values per statistic"), _("statistics"), _("max |bnlib − by hand|")]
+    first = max(_width(t) for t in [head[0], *rows]) + 2
+    widths = [max(_width(h) + 2, 10) for h in head[1:]]
+    print(_pad(head[0], first) + "".join(_pad(h, w, ">") for h, w in zip(head[1:], widths)))
     for label, r in rows.items():
-        print(f"{label:<22}{r['per_stat']:>22}{r['stats']:>12}{r['diff']:>24.1e}")
+        cells = (str(r["per_stat"]), str(r["stats"]), f"{r['diff']:.1e}")
+        print(_pad(label, first) + "".join(_pad(v, w, ">") for v, w in zip(cells, widths)))
 
 
 def _picture_rgb(kind, n, c, shape, groups):
@@ -215,14 +240,15 @@ def axes_dashboard(shape=PICTURE_SHAPE, x=None):
         for j in range(1, W):
             ax.axvline(i * (W + 1) + j - 0.5, color="white", lw=0.6)
     (marker,) = ax.plot([1], [1], marker="x", color="black", ms=10, mew=2, ls="none",
-                        label="the chosen value (n, c)")
+                        label=_("the chosen value (n, c)"))
     ax.set_xticks(np.arange(C) * (W + 1) + (W - 1) / 2, [f"c={i}" for i in range(C)])
     ax.set_yticks(np.arange(N) * (H + 1) + (H - 1) / 2, [f"n={i}" for i in range(N)])
     ax.tick_params(length=0)
     for side in ax.spines.values():
         side.set_visible(False)
-    ax.set_xlabel(f"channel c  (each block: the H×W = {H}×{W} values of one channel of one sample)")
-    ax.set_ylabel("sample n in the batch")
+    ax.set_xlabel(_("channel c  (each block: the H×W = {h}×{w} values of one channel of one sample)")
+                  .format(h=H, w=W))
+    ax.set_ylabel(_("sample n in the batch"))
     ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.13), fontsize=8, frameon=False)
     title = ax.set_title("", fontsize=10)
 
@@ -230,19 +256,21 @@ def axes_dashboard(shape=PICTURE_SHAPE, x=None):
         controls["groups"].disabled = norm != "group"      # G only means something for GroupNorm
         image.set_data(_picture_rgb(norm, n, c, shape, groups))
         marker.set_data([c * (W + 1) + (W - 1) / 2], [n * (H + 1) + (H - 1) / 2])
-        title.set_text(f"{NAMES[norm]}: the colored values share one mean μ and one variance σ²")
+        title.set_text(_("{name}: the colored values share one mean μ and one variance σ²").format(name=name(norm)))
         per, how_many = count_formula(norm, shape, groups)
         vals = x[statistic_set(norm, n, c, shape, groups)]
-        g = f" with G = {groups} groups of {C // groups} channels" if norm == "group" else ""
-        return (f"{NAMES[norm]}{g}: each statistic averages {per} values; there are {how_many} "
-                f"statistics (μ, σ² pairs). Set of the value at n = {n}, c = {c}: {vals.size} values, "
-                f"μ = {vals.mean():+.2f}, σ = {vals.std():.2f}.")
+        g = (_(" with G = {groups} groups of {size} channels").format(groups=groups, size=C // groups)
+             if norm == "group" else "")
+        return _("{name}{groups}: each statistic averages {per} values; there are {how_many} statistics "
+                 "(μ, σ² pairs). Set of the value at n = {n}, c = {c}: {size} values, μ = {mean:+.2f}, "
+                 "σ = {std:.2f}.").format(name=name(norm), groups=g, per=per, how_many=how_many, n=n, c=c,
+                                          size=vals.size, mean=vals.mean(), std=vals.std())
 
     controls = dict(
-        norm=widgets.ToggleButtons(options=[(NAMES[k], k) for k in NORMS], value="batch", description="norm"),
-        groups=widgets.SelectionSlider(options=divisors(C), value=2, description="groups G"),
-        n=widgets.IntSlider(value=0, min=0, max=N - 1, description="sample n"),
-        c=widgets.IntSlider(value=0, min=0, max=C - 1, description="channel c"),
+        norm=widgets.ToggleButtons(options=[(name(k), k) for k in NORMS], value="batch", description=_("norm")),
+        groups=widgets.SelectionSlider(options=divisors(C), value=2, description=_("groups G")),
+        n=widgets.IntSlider(value=0, min=0, max=N - 1, description=_("sample n")),
+        c=widgets.IntSlider(value=0, min=0, max=C - 1, description=_("channel c")),
     )
     for w in controls.values():
         w.style.description_width = "70px"
@@ -344,14 +372,16 @@ def _small_batch_record(result, kind, model, x_test, y_test, b, losses):
 
 
 def print_sweep(result):
-    print(f"every run: {result.config['images']:,} training images")
-    print(f"{'batch size N':<14}" + "".join(f"{b:>7}" for b in result.sizes))
-    print(f"{'steps':<14}" + "".join(f"{s:>7}" for s in result.steps))
-    print(f"{'lr':<14}" + "".join(f"{lr:>7.3g}" for lr in result.lrs))
-    for kind, accs in result.eval_acc.items():
-        print(f"{NAMES[kind]:<14}" + "".join(f"{a:>7.1%}" for a in accs))
-    print(f"(test accuracy after training, on the first {result.config['test_images']} test images; "
-          f"BatchNorm in eval mode, with its running averages)")
+    """The sweep as a table: steps and learning rate of each run, then the test accuracy per norm."""
+    print(_("every run: {images:,} training images").format(images=result.config["images"]))
+    rows = [(_("batch size N"), [f"{b}" for b in result.sizes]), (_("steps"), [f"{s}" for s in result.steps]),
+            (_("lr"), [f"{lr:.3g}" for lr in result.lrs])]
+    rows += [(name(kind), [f"{a:.1%}" for a in accs]) for kind, accs in result.eval_acc.items()]
+    first = max(_width(label) for label, _values in rows) + 2
+    for label, values in rows:
+        print(_pad(label, first) + "".join(_pad(v, 8, ">") for v in values))
+    print(_("(test accuracy after training, on the first {n} test images; BatchNorm in eval mode, with its "
+            "running averages)").format(n=result.config["test_images"]))
 
 
 def batch_size_figure(result):
@@ -359,15 +389,17 @@ def batch_size_figure(result):
     fig, ax = plots.new_figure(1, 1, 7.5, 3.8, (0.1, 0.97, 0.2, 0.9, 0, 0))
     sizes = np.array(result.sizes)
     for kind, accs in result.eval_acc.items():
-        ax.plot(sizes, accs, marker="o", color=COLOR[kind], label=NAMES[kind])
-    ax.axhline(0.1, color=plots.COLORS["grey"], ls=":", label="chance (10 classes)")
+        ax.plot(sizes, accs, marker="o", color=COLOR[kind], label=name(kind))
+    ax.axhline(0.1, color=plots.COLORS["grey"], ls=":", label=_("chance (10 classes)"))
     ax.set_xscale("log", base=2)
-    ax.set_xticks(sizes, [f"{b}\n({s} steps)" for b, s in zip(sizes, result.steps)], fontsize=8)
+    ax.set_xticks(sizes, [_("{n}\n({steps} steps)").format(n=b, steps=s) for b, s in zip(sizes, result.steps)],
+                  fontsize=8)
     ax.minorticks_off()
     ax.set_ylim(0, 1)
-    ax.set_xlabel(f"batch size N (log scale; below: training steps, {result.config['images']:,} images each)")
-    ax.set_ylabel("test accuracy after training")
-    ax.set_title("Which norm survives small batches? (MNIST-5k, 784-100-100-100-10, ReLU)")
+    ax.set_xlabel(_("batch size N (log scale; below: training steps, {images:,} images each)")
+                  .format(images=result.config["images"]))
+    ax.set_ylabel(_("test accuracy after training"))
+    ax.set_title(_("Which norm survives small batches? (MNIST-5k, 784-100-100-100-10, ReLU)"))
     ax.legend(loc="lower right", fontsize=9)
     return fig
 
@@ -394,17 +426,17 @@ def renorm_dashboard(sizes=_RENORM_SIZES_SHOWN, draws=2000):
     r_bins, d_bins = np.linspace(0, 5.5, 56), np.linspace(-5.5, 5.5, 56)
     fig, (ax_r, ax_d) = plots.new_figure(1, 2, 9.0, 3.7, (0.08, 0.98, 0.14, 0.74, 0.25, 0))
     r_hist = ax_r.stairs(np.zeros(len(r_bins) - 1), r_bins, fill=True, color=COLOR["renorm"], alpha=0.8,
-                         label="one batch's r or d, unclipped (histogram)")
+                         label=_("one batch's r or d, unclipped (histogram)"))
     d_hist = ax_d.stairs(np.zeros(len(d_bins) - 1), d_bins, fill=True, color=COLOR["renorm"], alpha=0.8)
     r_lines = [ax_r.axvline(v, color=plots.COLORS["black"], ls="--", lw=1) for v in (1 / 3, 3)]
     d_lines = [ax_d.axvline(v, color=plots.COLORS["black"], ls="--", lw=1) for v in (-5, 5)]
-    r_lines[0].set_label("clipping limits (1/r_max, r_max and −d_max, d_max)")
+    r_lines[0].set_label(_("clipping limits (1/r_max, r_max and −d_max, d_max)"))
     ax_r.axvline(1, color=plots.COLORS["grey"], lw=1)
     ax_d.axvline(0, color=plots.COLORS["grey"], lw=1)
-    ax_r.set(xlabel="r = σ_B / σ_run", ylabel="fraction of batches", xlim=(0, 5.5))
-    ax_d.set(xlabel="d = (μ_B − μ_run) / σ_run", ylabel="fraction of batches", xlim=(-5.5, 5.5))
-    ax_r.set_title("r: the batch's standard deviation ÷ the running one", fontsize=9)
-    ax_d.set_title("d: shift of the batch mean, in running standard deviations", fontsize=9)
+    ax_r.set(xlabel="r = σ_B / σ_run", ylabel=_("fraction of batches"), xlim=(0, 5.5))
+    ax_d.set(xlabel="d = (μ_B − μ_run) / σ_run", ylabel=_("fraction of batches"), xlim=(-5.5, 5.5))
+    ax_r.set_title(_("r: the batch's standard deviation ÷ the running one"), fontsize=9)
+    ax_d.set_title(_("d: shift of the batch mean, in running standard deviations"), fontsize=9)
     fig.legend(handles=[r_hist, r_lines[0]], loc="upper center", bbox_to_anchor=(0.5, 0.89), ncols=2,
                fontsize=8, frameon=False)
     title = fig.suptitle("")
@@ -421,16 +453,18 @@ def renorm_dashboard(sizes=_RENORM_SIZES_SHOWN, draws=2000):
             line.set_xdata([v, v])
         for line, v in zip(d_lines, (-d_max, d_max)):
             line.set_xdata([v, v])
-        title.set_text(f"{len(r)} batches of N = {batch_size} values of one unit (μ_run = 0, σ_run = 1)")
+        title.set_text(_("{draws} batches of N = {n} values of one unit (μ_run = 0, σ_run = 1)")
+                       .format(draws=len(r), n=batch_size))
         r_clip = np.mean((r < 1 / r_max) | (r > r_max))
         d_clip = np.mean(np.abs(d) > d_max)
-        return (f"N = {batch_size}: σ_B/σ_run has median {np.median(r):.2f} and lies between "
-                f"{np.percentile(r, 5):.2f} and {np.percentile(r, 95):.2f} in 90% of batches; "
-                f"r clipped in {r_clip:.0%} of batches (r_max = {r_max:g}), d clipped in {d_clip:.0%} "
-                f"(d_max = {d_max:g}).")
+        return _("N = {n}: σ_B/σ_run has median {median:.2f} and lies between {low:.2f} and {high:.2f} in 90% "
+                 "of batches; r clipped in {r_clip:.0%} of batches (r_max = {r_max:g}), d clipped in "
+                 "{d_clip:.0%} (d_max = {d_max:g}).").format(
+            n=batch_size, median=np.median(r), low=np.percentile(r, 5), high=np.percentile(r, 95),
+            r_clip=r_clip, r_max=r_max, d_clip=d_clip, d_max=d_max)
 
     controls = dict(
-        batch_size=widgets.SelectionSlider(options=list(sizes), value=sizes[0], description="batch N"),
+        batch_size=widgets.SelectionSlider(options=list(sizes), value=sizes[0], description=_("batch N")),
         r_max=widgets.FloatSlider(value=3.0, min=1.0, max=5.0, step=0.5, description="r_max"),
         d_max=widgets.FloatSlider(value=5.0, min=0.0, max=5.0, step=0.5, description="d_max"),
     )
@@ -444,23 +478,23 @@ def renorm_figure(result):
     sizes = sorted(result.renorm_acc)
     fig, (ax_acc, ax_loss) = plots.new_figure(1, 2, 9.5, 3.6, (0.07, 0.99, 0.15, 0.86, 0.25, 0))
     pos = np.arange(len(sizes))
-    bars = [("batch", "eval", "BN, eval mode", None), ("batch", "batch", "BN, batch statistics", "//"),
-            ("renorm", "eval", "BRN, eval mode", None), ("renorm", "batch", "BRN, batch statistics", "//")]
+    bars = [("batch", "eval", _("BN, eval mode"), None), ("batch", "batch", _("BN, batch statistics"), "//"),
+            ("renorm", "eval", _("BRN, eval mode"), None), ("renorm", "batch", _("BRN, batch statistics"), "//")]
     width = 0.2
     for i, (kind, mode, label, hatch) in enumerate(bars):
         vals = [result.acc(kind, b) if mode == "eval" else result.batch_acc[kind][b] for b in sizes]
         ax_acc.bar(pos + (i - 1.5) * width, vals, width, color=COLOR[kind], hatch=hatch, edgecolor="white",
                    label=label)
     ax_acc.set_xticks(pos, [f"N = {b}" for b in sizes])
-    ax_acc.set(ylim=(0, 1), ylabel="test accuracy", xlabel="batch size in training",
-               title="Test accuracy: eval mode vs batch statistics")
+    ax_acc.set(ylim=(0, 1), ylabel=_("test accuracy"), xlabel=_("batch size in training"),
+               title=_("Test accuracy: eval mode vs batch statistics"))
     ax_acc.legend(loc="upper left", fontsize=7, ncol=2)
     for i, kind in enumerate(("batch", "renorm")):
         vals = [result.final_loss[kind][b] for b in sizes]
-        ax_loss.bar(pos + (i - 0.5) * 0.35, vals, 0.35, color=COLOR[kind], label=NAMES[kind])
+        ax_loss.bar(pos + (i - 0.5) * 0.35, vals, 0.35, color=COLOR[kind], label=name(kind))
     ax_loss.set_xticks(pos, [f"N = {b}" for b in sizes])
-    ax_loss.set(ylabel="training loss\n(mean over the last quarter of the run)", xlabel="batch size in training",
-                title="Training loss at the end")
+    ax_loss.set(ylabel=_("training loss\n(mean over the last quarter of the run)"),
+                xlabel=_("batch size in training"), title=_("Training loss at the end"))
     ax_loss.legend(loc="upper right", fontsize=8)
     return fig
 
@@ -475,14 +509,14 @@ def check_counts(answer, shape=EXERCISE_SHAPE, groups=EXERCISE_GROUPS):
     (values averaged by one statistic, number of statistics)."""
     N, C, H, W = shape
     expected = np.array(counts("group", shape, groups))
-    check(answer, expected, "exercise 1 — GroupNorm: values per statistic, number of statistics",
-          wrong=[(np.array([C * H * W, N]), "that is LayerNorm: all C channels of a sample. GroupNorm "
-                                            "averages only the C/G channels of one group"),
-                 (np.array([N * H * W, C]), "that is BatchNorm (one statistic per channel, over the batch)"),
-                 (np.array([H * W, N * C]), "that is InstanceNorm (one channel at a time)"),
-                 (np.array([groups * H * W, N * groups]), "a group holds C/G channels, not G channels"),
-                 (np.array([groups * H * W, N * C // groups]), "a group holds C/G channels, not G channels; "
-                                                               "there are N·G statistics")],
+    check(answer, expected, _("exercise 1 — GroupNorm: values per statistic, number of statistics"),
+          wrong=[(np.array([C * H * W, N]), _("that is LayerNorm: all C channels of a sample. GroupNorm "
+                                              "averages only the C/G channels of one group")),
+                 (np.array([N * H * W, C]), _("that is BatchNorm (one statistic per channel, over the batch)")),
+                 (np.array([H * W, N * C]), _("that is InstanceNorm (one channel at a time)")),
+                 (np.array([groups * H * W, N * groups]), _("a group holds C/G channels, not G channels")),
+                 (np.array([groups * H * W, N * C // groups]), _("a group holds C/G channels, not G channels; "
+                                                                 "there are N·G statistics"))],
           rtol=0, atol=0)
 
 
@@ -497,9 +531,10 @@ def check_groupnorm(answer, groups=3, eps=1e-5):
     N, C = x.shape[:2]
     if answer is not None and answer is not Ellipsis and not isinstance(answer, (str, bytes)) \
             and np.size(answer) == x.size and np.shape(answer) != x.shape:
-        raise NotYet(f"exercise 2 — GroupNorm with G = {groups} by hand: not yet — your answer has the right "
-                     f"number of values but the shape {np.shape(answer)}; reshape it back to {x.shape} "
-                     f"(for example with .reshape(x.shape))")
+        raise NotYet(_("exercise 2 — GroupNorm with G = {groups} by hand: not yet — your answer has the right "
+                       "number of values but the shape {shape}; reshape it back to {expected} "
+                       "(for example with .reshape(x.shape))").format(groups=groups, shape=np.shape(answer),
+                                                                      expected=x.shape))
     expected = bnlib_forward(x, "group", groups, eps)
     wrong_order = x.reshape(N, C // groups, groups, *x.shape[2:])        # groups interleaved: c % G
     mu = wrong_order.mean(axis=(1, 3, 4), keepdims=True)
@@ -512,19 +547,21 @@ def check_groupnorm(answer, groups=3, eps=1e-5):
     no_sqrt = (centered / (var + eps)).reshape(x.shape)
     no_eps = (centered / np.sqrt(var)).reshape(x.shape)
     eps_outside = (centered / (np.sqrt(var) + eps)).reshape(x.shape)
-    eps_hint = "put ε inside the square root: divide by √(σ² + ε) with ε = 1e-5"
-    check(answer, expected, f"exercise 2 — GroupNorm with G = {groups} by hand",
-          wrong=[(bnlib_forward(x, "layer", eps=eps), "that is LayerNorm (one group of all 6 channels); "
-                                                      f"split the channels into G = {groups} groups"),
-                 (bnlib_forward(x, "instance", eps=eps), "that is InstanceNorm (each channel alone); "
-                                                         f"a group holds C/G = {C // groups} channels"),
-                 (bnlib_forward(x, "batch", eps=eps), "that is BatchNorm (averages over the batch axis); "
-                                                      "GroupNorm works inside each sample"),
-                 (interleaved, "your groups take every G-th channel. Reshape (N, C, H, W) to "
-                               "(N, G, C/G, H, W): a group is C/G neighboring channels"),
-                 (ddof1, "you divided by K − 1 in the variance (ddof=1); divide by K, the number of "
-                         "values in the group, as every member of the family does"),
-                 (no_sqrt, "divide by the square root √(σ² + ε), not by σ² + ε"),
+    eps_hint = _("put ε inside the square root: divide by √(σ² + ε) with ε = 1e-5")
+    check(answer, expected, _("exercise 2 — GroupNorm with G = {groups} by hand").format(groups=groups),
+          wrong=[(bnlib_forward(x, "layer", eps=eps), _("that is LayerNorm (one group of all 6 channels); "
+                                                        "split the channels into G = {groups} groups")
+                  .format(groups=groups)),
+                 (bnlib_forward(x, "instance", eps=eps), _("that is InstanceNorm (each channel alone); "
+                                                           "a group holds C/G = {size} channels")
+                  .format(size=C // groups)),
+                 (bnlib_forward(x, "batch", eps=eps), _("that is BatchNorm (averages over the batch axis); "
+                                                        "GroupNorm works inside each sample")),
+                 (interleaved, _("your groups take every G-th channel. Reshape (N, C, H, W) to "
+                                 "(N, G, C/G, H, W): a group is C/G neighboring channels")),
+                 (ddof1, _("you divided by K − 1 in the variance (ddof=1); divide by K, the number of "
+                           "values in the group, as every member of the family does")),
+                 (no_sqrt, _("divide by the square root √(σ² + ε), not by σ² + ε")),
                  (no_eps, eps_hint), (eps_outside, eps_hint)],
           rtol=1e-6, atol=1e-8)
 
@@ -550,12 +587,15 @@ def check_renorm(answer, eps=1e-5):
     sigma, sigma_b = np.sqrt(var + eps), np.sqrt(x.var() + eps)
     r, d = renorm_rd(eps=eps)
     d_raw = (x.mean() - mu) / sigma
-    check(answer, np.array([r, d]), "exercise 3 — batch renorm's r and d",
-          wrong=[(np.array([r, d_raw]), f"d = {d_raw:.1f} is outside [−d_max, d_max]: clip it to d_max = 5"),
-                 (np.array([sigma / sigma_b, d]), "r is σ_B / σ_run (batch over running), not the other way round"),
+    check(answer, np.array([r, d]), _("exercise 3 — batch renorm's r and d"),
+          wrong=[(np.array([r, d_raw]), _("d = {d:.1f} is outside [−d_max, d_max]: clip it to d_max = 5")
+                  .format(d=d_raw)),
+                 (np.array([sigma / sigma_b, d]),
+                  _("r is σ_B / σ_run (batch over running), not the other way round")),
                  (np.array([np.sqrt(x.var(ddof=1) + eps) / sigma, d]),
-                  "σ_B divides by N = 4 (the biased batch variance), not by N − 1"),
+                  _("σ_B divides by N = 4 (the biased batch variance), not by N − 1")),
                  (np.array([r, np.clip((x.mean() - mu) / sigma_b, -5, 5)]),
-                  "d divides by the running σ_run, not by the batch σ_B"),
-                 (np.array([x.var() / var, d]), "r compares standard deviations, not variances: take square roots")],
+                  _("d divides by the running σ_run, not by the batch σ_B")),
+                 (np.array([x.var() / var, d]),
+                  _("r compares standard deviations, not variances: take square roots"))],
           rtol=1e-4, atol=1e-6)

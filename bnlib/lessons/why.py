@@ -1,6 +1,7 @@
 """Lesson 09 — why does batch norm work? Internal covariate shift, and the evidence against it.
 
     runs = why.run_ics()                         # plain, BN and "noisy BN" (sigmoid, lr 0.5)
+    why.print_accuracies(runs)                   # test accuracy of each at a few steps
     why.ics_dashboard(runs).show()               # one unit's percentiles over training, per network
     why.distribution_change(runs["noisy"])       # how much the distributions move, per hidden layer
     land = why.run_landscape()                   # plain vs BN (ReLU): the loss along the gradient
@@ -12,6 +13,7 @@
 Notation. θ: all parameters of a network, L(θ): the loss on a fixed batch, g = ∇L(θ) its gradient,
 η: a step size. W: the weights of one Linear layer, ‖W‖ = √(sum of the squares of its entries).
 """
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -23,16 +25,32 @@ import numpy as np
 from .. import plots
 from ..checks import check
 from ..data import load_mnist5k, minibatches
+from ..i18n import _, N_
 from ..layers import BatchNorm, Layer, Linear, ReLU, softmax_cross_entropy
 from ..model import MLP
 from ..train import SGD, train
 from ..widgets import Dashboard
 
 SIZES = [784, 100, 100, 100, 10]
-LABELS = {"plain": "without BN", "bn": "with BN", "noisy": "noisy BN"}
+LABELS = {"plain": N_("without BN"), "bn": N_("with BN"), "noisy": N_("noisy BN")}
 COLOR = {"plain": plots.COLORS["plain"], "bn": plots.COLORS["bn"],
          "noisy": "#CC79A7"}      # Okabe–Ito reddish purple: clearly apart from "plain" orange #E69F00
 ETAS = np.linspace(0.05, 0.4, 8)        # step sizes along the gradient (training lr 0.1: ½× to 4×)
+
+
+def label(kind):
+    """The network's name in the learner's language: label("plain") -> "without BN"."""
+    return _(LABELS[kind])
+
+
+def _join(items):
+    """Items of a list in a sentence: "a, b, c" in English, 「a、b、c」 in Japanese."""
+    return _(", ").join(items)
+
+
+def _width(text):
+    """Columns `text` takes in a monospaced font: kana and kanji take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 # ---------------------------------------------------------------- 1. noisy BN (Santurkar et al. 2018, §2.1)
@@ -116,6 +134,14 @@ def accuracy_at(history, step):
     return float(history.test_acc[max(r, 0)])
 
 
+def print_accuracies(runs, steps=(120, 200, 400)):
+    """One line per network: its test accuracy at each of `steps` (names right-aligned)."""
+    width = max(_width(label(kind)) for kind in runs)
+    for kind, h in runs.items():
+        at = _join(_("{acc:.0%} at step {step}").format(acc=accuracy_at(h, s), step=s) for s in steps)
+        print(" " * (width - _width(label(kind))) + _("{name}: test accuracy {values}").format(name=label(kind), values=at))
+
+
 def ics_dashboard(runs, layer=3, unit=0):
     """Left: test accuracy against step. Then, per network, the 15th, 50th and 85th percentiles
     of one unit's sigmoid input over training (the BN paper's Figure 1(b, c) for three networks).
@@ -123,17 +149,18 @@ def ics_dashboard(runs, layer=3, unit=0):
     fig, axes = plots.new_figure(1, 4, 11.0, 3.3, (0.055, 0.99, 0.16, 0.8, 0.32, 0))
     ax_acc, bands = axes[0], axes[1:]
     for kind, h in runs.items():
-        ax_acc.plot(h.record_steps, h.test_acc, color=COLOR[kind], label=LABELS[kind], marker=".")
-    ax_acc.set(xlabel="training step", ylabel="test accuracy", ylim=(0, 1), title="test accuracy")
+        ax_acc.plot(h.record_steps, h.test_acc, color=COLOR[kind], label=label(kind), marker=".")
+    ax_acc.set(xlabel=_("training step"), ylabel=_("test accuracy"), ylim=(0, 1), title=_("test accuracy"))
     ax_acc.legend(loc="lower right", fontsize=8)
     lines = {}
     for ax, (kind, h) in zip(bands, runs.items()):
         steps = h.record_steps
         lines[kind] = [ax.plot(steps, np.zeros(len(steps)), color=COLOR[kind], lw=lw, ls=ls, label=lab)[0]
-                       for lw, ls, lab in ((1, "--", "15th / 85th percentile"), (2, "-", "median"), (1, "--", None))]
-        ax.set(xlabel="training step", title=LABELS[kind])
+                       for lw, ls, lab in ((1, "--", _("15th / 85th percentile")), (2, "-", _("median")),
+                                           (1, "--", None))]
+        ax.set(xlabel=_("training step"), title=label(kind))
     bands[0].legend(loc="upper left", fontsize=7)
-    bands[0].set_ylabel("sigmoid input z of one unit")
+    bands[0].set_ylabel(_("sigmoid input z of one unit"))
     title = fig.suptitle("")
 
     def update(layer, unit):
@@ -146,14 +173,16 @@ def ics_dashboard(runs, layer=3, unit=0):
         pad = 0.05 * (hi - lo) + 1e-3
         for ax in bands:
             ax.set_ylim(lo - pad, hi + pad)
-        title.set_text(f"Hidden layer {layer}, unit {unit}: how its input distribution moves during training")
+        title.set_text(_("Hidden layer {layer}, unit {unit}: how its input distribution moves during training")
+                       .format(layer=layer, unit=unit))
         change = {k: np.abs(np.diff(h.layers[layer - 1].pre.unit_percentiles[:, unit, :], axis=0)).mean()
                   for k, h in runs.items()}
-        return (f"layer {layer}, unit {unit} — mean change of its percentiles between records: "
-                + ", ".join(f"{LABELS[k]} {v:.3f}" for k, v in change.items()))
+        values = _join(_("{name} {value:.3f}").format(name=label(k), value=v) for k, v in change.items())
+        return _("layer {layer}, unit {unit} — mean change of its percentiles between records: {values}").format(
+            layer=layer, unit=unit, values=values)
 
-    controls = dict(layer=widgets.IntSlider(value=layer, min=1, max=len(SIZES) - 2, description="layer"),
-                    unit=widgets.IntSlider(value=unit, min=0, max=SIZES[1] - 1, description="unit"))
+    controls = dict(layer=widgets.IntSlider(value=layer, min=1, max=len(SIZES) - 2, description=_("layer")),
+                    unit=widgets.IntSlider(value=unit, min=0, max=SIZES[1] - 1, description=_("unit")))
     return Dashboard(fig, update, **controls)
 
 
@@ -162,11 +191,11 @@ def change_figure(runs):
     fig, ax = plots.new_figure(1, 1, 6.5, 3.2, (0.12, 0.98, 0.16, 0.88, 0, 0))
     layers = np.arange(1, len(SIZES) - 1)
     for i, (kind, h) in enumerate(runs.items()):
-        ax.bar(layers + (i - 1) * 0.27, distribution_change(h), 0.27, color=COLOR[kind], label=LABELS[kind])
-    ax.set_xticks(layers, [f"hidden layer {l}" for l in layers])
+        ax.bar(layers + (i - 1) * 0.27, distribution_change(h), 0.27, color=COLOR[kind], label=label(kind))
+    ax.set_xticks(layers, [_("hidden layer {layer}").format(layer=l) for l in layers])
     every = int(np.diff(next(iter(runs.values())).record_steps[:2])[0])
-    ax.set_ylabel(f"mean change of a unit's percentiles\nbetween records (every {every} steps)")
-    ax.set_title("How much the sigmoid inputs' distributions move")
+    ax.set_ylabel(_("mean change of a unit's percentiles\nbetween records (every {every} steps)").format(every=every))
+    ax.set_title(_("How much the sigmoid inputs' distributions move"))
     ax.legend(loc="upper left", fontsize=8)
     return fig
 
@@ -278,11 +307,11 @@ def landscape_dashboard(land):
     etas = np.concatenate([[0.0], land.etas])
     curves = {}
     for kind in ("plain", "bn"):
-        (l_line,) = ax_l.plot(etas, np.zeros(len(etas)), marker="o", ms=4, color=COLOR[kind], label=LABELS[kind])
-        (g_line,) = ax_g.plot(etas, np.zeros(len(etas)), marker="o", ms=4, color=COLOR[kind], label=LABELS[kind])
+        (l_line,) = ax_l.plot(etas, np.zeros(len(etas)), marker="o", ms=4, color=COLOR[kind], label=label(kind))
+        (g_line,) = ax_g.plot(etas, np.zeros(len(etas)), marker="o", ms=4, color=COLOR[kind], label=label(kind))
         curves[kind] = (l_line, g_line)
-    ax_l.set(xlabel="step size η along −g", ylabel="L(θ − ηg) − L(θ)", title="change of the loss")
-    ax_g.set(xlabel="step size η along −g", ylabel="‖∇L(θ) − ∇L(θ − ηg)‖", title="change of the gradient")
+    ax_l.set(xlabel=_("step size η along −g"), ylabel="L(θ − ηg) − L(θ)", title=_("change of the loss"))
+    ax_g.set(xlabel=_("step size η along −g"), ylabel="‖∇L(θ) − ∇L(θ − ηg)‖", title=_("change of the gradient"))
     ax_l.axhline(0, color=plots.COLORS["grey"], lw=0.8)
     ax_l.legend(loc="upper left", fontsize=8)
     ax_g.legend(loc="upper left", fontsize=8)
@@ -299,13 +328,16 @@ def landscape_dashboard(land):
         pad = 0.08 * (hi - lo) + 1e-4
         ax_l.set_ylim(lo - pad, hi + pad)              # each step on its own scale: the two
         ax_g.set_ylim(0, 1.1 * top)                    # networks are compared within a step
-        title.set_text(f"Walking along the gradient of a fixed batch, at training step {step}")
-        return (f"step {step}: loss range plain {land.loss_range('plain')[k]:.3f} vs BN {land.loss_range('bn')[k]:.3f}; "
-                f"max gradient change plain {land.max_change('plain')[k]:.2f} vs BN {land.max_change('bn')[k]:.2f}; "
-                f"effective β plain {land.beta('plain')[k]:.1f} vs BN {land.beta('bn')[k]:.1f}")
+        title.set_text(_("Walking along the gradient of a fixed batch, at training step {step}").format(step=step))
+        return _("step {step}: loss range plain {range_plain:.3f} vs BN {range_bn:.3f}; max gradient change "
+                 "plain {change_plain:.2f} vs BN {change_bn:.2f}; effective β plain {beta_plain:.1f} vs BN "
+                 "{beta_bn:.1f}").format(
+            step=step, range_plain=land.loss_range("plain")[k], range_bn=land.loss_range("bn")[k],
+            change_plain=land.max_change("plain")[k], change_bn=land.max_change("bn")[k],
+            beta_plain=land.beta("plain")[k], beta_bn=land.beta("bn")[k])
 
     steps = [int(s) for s in land.steps]
-    slider = widgets.SelectionSlider(options=steps, value=steps[len(steps) // 2], description="step",
+    slider = widgets.SelectionSlider(options=steps, value=steps[len(steps) // 2], description=_("step"),
                                      layout=widgets.Layout(width="60%"))
     return Dashboard(fig, update, step=slider)
 
@@ -313,13 +345,13 @@ def landscape_dashboard(land):
 def landscape_figure(land):
     """The three measures of Santurkar et al.'s Figure 4 over training, without and with BN."""
     fig, axes = plots.new_figure(1, 3, 11.0, 3.4, (0.07, 0.99, 0.15, 0.82, 0.32, 0))
-    measures = (("loss range (log scale)", land.loss_range, "max − min of L(θ − ηg)", "log"),
-                ("gradient change (log scale)", land.max_change, "max ‖∇L(θ) − ∇L(θ − ηg)‖", "log"),
-                ("effective β-smoothness", land.beta, "max ‖∇L(θ) − ∇L(θ − ηg)‖ / ‖ηg‖", "linear"))
+    measures = ((_("loss range (log scale)"), land.loss_range, _("max − min of L(θ − ηg)"), "log"),
+                (_("gradient change (log scale)"), land.max_change, _("max ‖∇L(θ) − ∇L(θ − ηg)‖"), "log"),
+                (_("effective β-smoothness"), land.beta, _("max ‖∇L(θ) − ∇L(θ − ηg)‖ / ‖ηg‖"), "linear"))
     for ax, (name, fn, ylabel, scale) in zip(axes, measures):
         for kind in ("plain", "bn"):
-            ax.plot(land.steps, fn(kind), marker="o", ms=4, color=COLOR[kind], label=LABELS[kind])
-        ax.set(xlabel="training step", ylabel=ylabel, title=name, yscale=scale)
+            ax.plot(land.steps, fn(kind), marker="o", ms=4, color=COLOR[kind], label=label(kind))
+        ax.set(xlabel=_("training step"), ylabel=ylabel, title=name, yscale=scale)
         if scale == "log":                     # plain-number labels (no slow math text) at 1, 3, 10, 30 …
             ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 3.0)))
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
@@ -329,7 +361,7 @@ def landscape_figure(land):
             ax.yaxis.set_minor_formatter(NullFormatter())
         ax.legend(loc="upper right", fontsize=8)
     axes[2].set_ylim(0, None)
-    fig.suptitle("Along the gradient direction, at each checkpoint (lower = smoother)")
+    fig.suptitle(_("Along the gradient direction, at each checkpoint (lower = smoother)"))
     return fig
 
 
@@ -378,16 +410,16 @@ def scale_dashboard(eps=1e-12):
     fig, (ax_z, ax_n) = plots.new_figure(1, 2, 9.5, 3.7, (0.08, 0.98, 0.14, 0.8, 0.3, 0))
     base = scale_experiment(1.0, eps)
     (dots,) = ax_z.plot(base["z1"].ravel(), base["z1"].ravel(), ".", ms=2, color=plots.COLORS["bn"],
-                        label="BN output, one dot per value")
+                        label=_("BN output, one dot per value"))
     lim = np.abs(base["z1"]).max() * 1.05
-    ax_z.plot([-lim, lim], [-lim, lim], color=plots.COLORS["grey"], lw=0.8, label="unchanged (diagonal)")
-    ax_z.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="BN output with W (c = 1)",
-             ylabel="BN output with c·W", title="the output does not change")
+    ax_z.plot([-lim, lim], [-lim, lim], color=plots.COLORS["grey"], lw=0.8, label=_("unchanged (diagonal)"))
+    ax_z.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel=_("BN output with W (c = 1)"),
+             ylabel=_("BN output with c·W"), title=_("the output does not change"))
     ax_z.legend(loc="upper left", fontsize=8)
     bars = ax_n.bar([0, 1], [1, 1], color=[plots.COLORS["bn"], plots.CYCLE[2]])   # orange means "without BN"
     ax_n.set_xticks([0, 1], ["‖c·W‖ / ‖W‖", "‖∂L/∂(cW)‖ / ‖∂L/∂W‖"])
-    ax_n.set(yscale="log", ylim=(0.05, 20), ylabel="ratio to c = 1 (log scale)",
-             title="the weights grow, their gradient shrinks")
+    ax_n.set(yscale="log", ylim=(0.05, 20), ylabel=_("ratio to c = 1 (log scale)"),
+             title=_("the weights grow, their gradient shrinks"))
     ax_n.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax_n.yaxis.set_minor_formatter(NullFormatter())
     ax_n.axhline(1, color=plots.COLORS["grey"], lw=0.8)
@@ -398,9 +430,9 @@ def scale_dashboard(eps=1e-12):
         dots.set_ydata(r["zc"].ravel())
         bars[0].set_height(c)
         bars[1].set_height(r["grad_ratio"])
-        title.set_text(f"Linear → BN → ReLU → Linear, the first layer's W and b multiplied by c = {c:.2f}")
-        return (f"c = {c:.2f}: max |output change| = {r['out_change']:.1e}; ‖W‖ × {c:.2f}; "
-                f"‖∂L/∂W‖ × {r['grad_ratio']:.3f} (1/c = {1 / c:.3f})")
+        title.set_text(_("Linear → BN → ReLU → Linear, the first layer's W and b multiplied by c = {c:.2f}").format(c=c))
+        return _("c = {c:.2f}: max |output change| = {change:.1e}; ‖W‖ × {c:.2f}; ‖∂L/∂W‖ × {ratio:.3f} "
+                 "(1/c = {inverse:.3f})").format(c=c, change=r["out_change"], ratio=r["grad_ratio"], inverse=1 / c)
 
     slider = widgets.FloatLogSlider(value=2.0, base=10, min=-1, max=1, step=0.1, description="c",
                                     continuous_update=True)
@@ -454,12 +486,13 @@ def growth_figure(growth, layer=0):
         ax_w.plot(steps, n / n[0], color=color, label=f"η = {lr:g}")
         eff = growth.effective_lr(lr, layer)
         ax_e.plot(steps, eff / eff[0], color=color, label=f"η = {lr:g}")
-    ax_w.set(xlabel="training step", ylabel="‖W‖ / ‖W at step 0‖", title=f"hidden layer {layer + 1}: ‖W‖ grows")
-    ax_e.set(xlabel="training step", ylabel="(η/‖W‖²) / (its value at step 0)",
-             title="so the effective learning rate shrinks")
+    ax_w.set(xlabel=_("training step"), ylabel=_("‖W‖ / ‖W at step 0‖"),
+             title=_("hidden layer {layer}: ‖W‖ grows").format(layer=layer + 1))
+    ax_e.set(xlabel=_("training step"), ylabel=_("(η/‖W‖²) / (its value at step 0)"),
+             title=_("so the effective learning rate shrinks"))
     ax_w.legend(loc="upper left", fontsize=8)
     ax_e.legend(loc="lower left", fontsize=8)
-    fig.suptitle("The BN network (ReLU), plain SGD without weight decay")
+    fig.suptitle(_("The BN network (ReLU), plain SGD without weight decay"))
     return fig
 
 
@@ -471,16 +504,16 @@ EXERCISE_PERCENTILES = np.array([[[-1.0, 0.0, 1.0], [0.5, 1.0, 1.5]],
 
 def check_change(answer, p=EXERCISE_PERCENTILES):
     """Exercise 1: distribution_change's formula for p of shape (records, units, 3)."""
-    check(answer, np.abs(np.diff(p, axis=0)).mean(), "exercise 1 — mean change between records",
-          wrong=[(np.diff(p, axis=0).mean(), "take the absolute value |p_r − p_(r−1)| before the mean: "
-                                             "moves up and down must not cancel"),
-                 (np.abs(p[-1] - p[0]).mean(), "that compares the last record with the first; compare each "
-                                               "record with the one just before it (np.diff along axis 0)"),
-                 (np.abs(np.diff(p, axis=1)).mean(), "axis 0 is the records (time); you took differences "
-                                                     "between units"),
-                 (np.abs(np.diff(p, axis=2)).mean(), "axis 0 is the records (time); you took differences "
-                                                     "between percentiles"),
-                 (np.abs(np.diff(p, axis=0)).sum(), "take the mean, not the sum")])
+    check(answer, np.abs(np.diff(p, axis=0)).mean(), _("exercise 1 — mean change between records"),
+          wrong=[(np.diff(p, axis=0).mean(), _("take the absolute value |p_r − p_(r−1)| before the mean: "
+                                               "moves up and down must not cancel")),
+                 (np.abs(p[-1] - p[0]).mean(), _("that compares the last record with the first; compare each "
+                                                 "record with the one just before it (np.diff along axis 0)")),
+                 (np.abs(np.diff(p, axis=1)).mean(), _("axis 0 is the records (time); you took differences "
+                                                       "between units")),
+                 (np.abs(np.diff(p, axis=2)).mean(), _("axis 0 is the records (time); you took differences "
+                                                       "between percentiles")),
+                 (np.abs(np.diff(p, axis=0)).sum(), _("take the mean, not the sum"))])
 
 
 STEP_W_NORM, STEP_GRAD_NORM, STEP_LR = 2.0, 0.8, 0.5     # exercise 2: ‖W‖, ‖∂L/∂W‖, η
@@ -494,29 +527,28 @@ def step_length_expected(w=STEP_W_NORM, g=STEP_GRAD_NORM, lr=STEP_LR):
 def check_step_length(answer, w=STEP_W_NORM, g=STEP_GRAD_NORM, lr=STEP_LR):
     """Exercise 2: ‖W‖ after one SGD step W ← W − η ∂L/∂W, with the gradient perpendicular to W.
     Three decimals are enough (relative tolerance 1e-3)."""
-    perpendicular = "the gradient is perpendicular to W, so "
-    check(answer, step_length_expected(w, g, lr), "exercise 2 — ‖W‖ after one step",
-          wrong=[(w + lr * g, perpendicular + "the lengths do not simply add: add their squares "
-                              "(Pythagoras), ‖W − ηg‖² = ‖W‖² + (η‖g‖)²"),
-                 (w - lr * g, perpendicular + "a step along −g cannot make W shorter: use Pythagoras, "
-                              "‖W − ηg‖² = ‖W‖² + (η‖g‖)²"),
-                 (np.sqrt(w ** 2 + g ** 2), "the step is η·g, not g: multiply ‖g‖ by η before squaring"),
-                 (w ** 2 + (lr * g) ** 2, "that is ‖W‖² after the step; take the square root"),
-                 (np.sqrt(w ** 2 + lr * g ** 2), "square the whole step: (η‖g‖)² = η²‖g‖², not η‖g‖²"),
-                 (w, "the step adds a piece perpendicular to W, so ‖W‖ grows a little")],
+    check(answer, step_length_expected(w, g, lr), _("exercise 2 — ‖W‖ after one step"),
+          wrong=[(w + lr * g, _("the gradient is perpendicular to W, so the lengths do not simply add: add "
+                                "their squares (Pythagoras), ‖W − ηg‖² = ‖W‖² + (η‖g‖)²")),
+                 (w - lr * g, _("the gradient is perpendicular to W, so a step along −g cannot make W shorter: "
+                                "use Pythagoras, ‖W − ηg‖² = ‖W‖² + (η‖g‖)²")),
+                 (np.sqrt(w ** 2 + g ** 2), _("the step is η·g, not g: multiply ‖g‖ by η before squaring")),
+                 (w ** 2 + (lr * g) ** 2, _("that is ‖W‖² after the step; take the square root")),
+                 (np.sqrt(w ** 2 + lr * g ** 2), _("square the whole step: (η‖g‖)² = η²‖g‖², not η‖g‖²")),
+                 (w, _("the step adds a piece perpendicular to W, so ‖W‖ grows a little"))],
           rtol=1e-3, atol=0)
 
 
 def check_effective_lr(answer, lr=0.1, start=2.0, end=2.5):
     """Exercise 3: how many times smaller η/‖W‖² is when ‖W‖ grows from `start` to `end`."""
-    check(answer, (end / start) ** 2, "exercise 3 — how much the effective learning rate shrank",
-          wrong=[(end / start, "the effective learning rate is η/‖W‖²: square the ratio of the norms"),
-                 (start / end, "η/‖W‖² gets smaller as ‖W‖ grows: the factor is (‖W_end‖/‖W_start‖)², "
-                               "a number above 1"),
-                 ((start / end) ** 2, "that is the new effective rate divided by the old one; the question "
-                                      "asks how many times smaller it is (old ÷ new)"),
-                 (lr / end ** 2, "that is the new effective learning rate itself; the question asks for "
-                                 "the factor old ÷ new")])
+    check(answer, (end / start) ** 2, _("exercise 3 — how much the effective learning rate shrank"),
+          wrong=[(end / start, _("the effective learning rate is η/‖W‖²: square the ratio of the norms")),
+                 (start / end, _("η/‖W‖² gets smaller as ‖W‖ grows: the factor is (‖W_end‖/‖W_start‖)², "
+                                 "a number above 1")),
+                 ((start / end) ** 2, _("that is the new effective rate divided by the old one; the question "
+                                        "asks how many times smaller it is (old ÷ new)")),
+                 (lr / end ** 2, _("that is the new effective learning rate itself; the question asks for "
+                                   "the factor old ÷ new"))])
 
 
 BETA_ETAS = np.array([0.1, 0.2, 0.4])
@@ -527,9 +559,9 @@ BETA_GRAD_NORM = 2.0                            # ‖g‖
 def check_beta(answer, etas=BETA_ETAS, changes=BETA_CHANGES, g=BETA_GRAD_NORM):
     """Exercise 4: effective β-smoothness from three measurements along the gradient."""
     ratios = changes / (etas * g)
-    check(answer, ratios.max(), "exercise 4 — the effective β-smoothness",
-          wrong=[((changes / etas).max(), "the step length is ‖η g‖ = η · ‖g‖, not η: divide by ‖g‖ too"),
-                 (ratios.mean(), "β is the worst case: take the maximum of the ratios, not their mean"),
-                 (changes.max() / (etas.max() * g), "take the maximum of the ratios, not the ratio of the "
-                                                    "maxima"),
-                 (ratios.min(), "β is the worst case: take the maximum")])
+    check(answer, ratios.max(), _("exercise 4 — the effective β-smoothness"),
+          wrong=[((changes / etas).max(), _("the step length is ‖η g‖ = η · ‖g‖, not η: divide by ‖g‖ too")),
+                 (ratios.mean(), _("β is the worst case: take the maximum of the ratios, not their mean")),
+                 (changes.max() / (etas.max() * g), _("take the maximum of the ratios, not the ratio of the "
+                                                      "maxima")),
+                 (ratios.min(), _("β is the worst case: take the maximum"))])

@@ -78,15 +78,22 @@ def test_batchmates_change_train_mode_but_not_eval_mode(trained):
 def test_sorted_batches_hurt_only_training_mode(trained):
     model, _, data = trained
     acc = inf.sorted_vs_shuffled(model, data)
-    assert acc["eval mode, shuffled"] == acc["eval mode, sorted by digit"]
-    assert acc["train mode, batches sorted by digit"] < acc["train mode, shuffled batches"] - 0.2
+    assert acc["eval", "shuffled"] == acc["eval", "sorted"]
+    assert acc["train", "sorted"] < acc["train", "shuffled"] - 0.2
+
+
+def test_print_accuracies_names_each_order(trained, capsys):
+    model, _, data = trained
+    inf.print_accuracies(inf.sorted_vs_shuffled(model, data))
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 4 and out[1].startswith("train mode, batches sorted by digit") and out[1].endswith("%")
 
 
 # --------------------------------------------------------------------------- dashboards
 def test_batchmates_dashboard_across_every_choice(trained):
     model, _, data = trained
     dash = inf.batchmates_dashboard(model, data, index=0)
-    options = list(dash.controls["batchmates"].options)
+    options = [value for _label, value in dash.controls["batchmates"].options]
     summaries = drive(dash, "batchmates", options[1:] + options[:1])
     assert all(s.startswith("batchmates ") and "eval mode says" in s for s in summaries)
     assert len(set(summaries)) == len(options), "the summary names the chosen batchmates"
@@ -307,3 +314,40 @@ def _bn(p):
     bn.gamma[...], bn.beta[...] = p["gamma"], p["beta"]
     bn.running_mean[...], bn.running_var[...] = p["running_mean"], p["running_var"]
     return bn
+
+
+# --------------------------------------------------------------------------- Japanese
+@pytest.fixture
+def japanese():
+    bnlib.set_language("ja")
+    yield
+    bnlib.set_language("en")
+
+
+def _has_japanese(text):
+    return any("\u3040" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+def test_what_a_learner_reads_is_japanese(trained, stream, japanese, capsys):
+    model, _, data = trained
+    dash = inf.batchmates_dashboard(model, data, index=0)
+    assert all(_has_japanese(label) for label, _value in dash.controls["batchmates"].options)
+    assert _has_japanese(dash.set(batchmates="all 3s")) and _has_japanese(dash.controls["batchmates"].description)
+    texts = [t.get_text() for ax in dash.fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label) if t.get_text()]
+    assert texts and all(_has_japanese(t) for t in texts)
+    plt.close(dash.fig)
+    dash = inf.running_dashboard(stream)
+    assert _has_japanese(dash.set(momentum="cumulative")) and _has_japanese(dash.set(momentum=0.01))
+    assert _has_japanese(dash.fig.axes[0].get_title())
+    plt.close(dash.fig)
+    inf.print_accuracies(inf.sorted_vs_shuffled(model, data))
+    inf.momentum_table()
+    inf.momentum_calculator(0.99, "keras")
+    print(inf.fold_model(model))
+    out = capsys.readouterr().out
+    assert _has_japanese(out) and "モード" in out
+    with pytest.raises(NotYet) as err:
+        inf.check_keras_to_pytorch(0.99)
+    assert _has_japanese(str(err.value))
+    bnlib.set_language("en")
+    assert inf.batchmate_label("all 3s") == "all 3s" and "FoldedMLP — " in repr(inf.fold_model(model))

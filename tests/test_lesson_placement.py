@@ -174,3 +174,33 @@ def test_exercise_4(capsys):
     rejects(pl.check_eval_shift, p["running_mean"], hint="stored running mean")
     rejects(pl.check_eval_shift, p["running_mean"] - p["c"], hint="wrong direction")
     rejects(pl.check_eval_shift, p["b"] + p["c"], hint="new bias")
+
+
+# --------------------------------------------------------------------------- Japanese
+def _has_japanese(text):
+    return any("\u3040" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+def test_what_a_learner_reads_is_japanese(short, capsys):
+    import bnlib
+    runs, data = short
+    bnlib.set_language("ja")
+    try:
+        dash = pl.histogram_dashboard(runs)
+        assert _has_japanese(dash.set(activation="relu", step=40)) and _has_japanese(dash.set(activation="sigmoid"))
+        assert _has_japanese(dash.controls["step"].description)
+        assert _has_japanese(dash.fig.axes[0].get_title()) and _has_japanese(dash.fig.axes[0].get_xlabel())
+        plt.close(dash.fig)
+        for fig in (pl.accuracy_figure(runs), pl.stability_figure(runs)):
+            assert _has_japanese(fig.axes[0].get_ylabel()) and _has_japanese(fig.axes[0].get_xlabel())
+            plt.close(fig)
+        capsys.readouterr()                                   # what the dashboard displayed
+        pl.layer_table(runs, data)
+        out = capsys.readouterr().out
+        assert _has_japanese(out.splitlines()[0]) and out.count("\n") == 7
+        with pytest.raises(NotYet) as err:
+            pl.check_removable_biases(310)
+        assert _has_japanese(str(err.value))
+    finally:
+        bnlib.set_language("en")
+    assert pl.position_label("after") == "BN after the activation"

@@ -22,6 +22,7 @@ Notation (the notebook's), per feature of one BN layer:
 """
 import copy
 import time
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -30,6 +31,7 @@ import numpy as np
 
 from ..checks import check
 from ..data import load_mnist5k, minibatches
+from ..i18n import _, N_
 from ..layers import BatchNorm, Linear, fold_batchnorm
 from ..model import MLP
 from ..plots import COLORS, CYCLE, new_figure
@@ -38,6 +40,12 @@ from ..widgets import Dashboard
 
 SIZES = [784, 100, 100, 100, 10]
 BATCH_SIZE = 60
+
+
+def _ljust(text, width):
+    """`text` padded to `width` columns, a kana or kanji counting as two (as monospaced output shows it)."""
+    columns = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return text + " " * max(0, width - columns)
 
 
 def softmax(logits):
@@ -91,12 +99,20 @@ def same_state(a, b):
 # --------------------------------------------------------------------------- one image, many batchmates
 def batchmate_sets(data, n=BATCH_SIZE - 1, seed=0):
     """{name: (n, 784) images}: "mixed digits" (n random training images, seeded) and, for each
-    digit k, "all ks" (the first n training images of digit k)."""
+    digit k, "all ks" (the first n training images of digit k). The names are keys; what a
+    learner reads is batchmate_label(name)."""
     rng = np.random.default_rng(seed)
     sets = {"mixed digits": data.x_train[rng.choice(len(data.x_train), n, replace=False)]}
     for k in range(10):
         sets[f"all {k}s"] = data.x_train[np.flatnonzero(data.y_train == k)[:n]]
     return sets
+
+
+def batchmate_label(name):
+    """The learner's name of a set of batchmates: "mixed digits", "all 0s", … in the current language."""
+    if name == "mixed digits":
+        return _("mixed digits")
+    return _("all {digit}s").format(digit=int(name.removeprefix("all ").removesuffix("s")))
 
 
 def batchmate_probabilities(model, data, index=0, n=BATCH_SIZE - 1, seed=0):
@@ -128,20 +144,20 @@ def batchmates_dashboard(model, data, index=0):
     fig, (ax_img, ax_mates, ax_bar) = new_figure(1, 3, width=9.5, height=3.1, margins=(0.01, 0.99, 0.15, 0.84, 0.22, 0),
                                                  gridspec_kw={"width_ratios": [1, 1.6, 3]})   # fixed: fast redraws
     ax_img.imshow(data.x_test[index].reshape(28, 28), cmap="gray_r")
-    ax_img.set_title(f"the test image\n(true label {label})", fontsize=10)
+    ax_img.set_title(_("the test image\n(true label {label})").format(label=label), fontsize=10)
     mates_img = ax_mates.imshow(_montage(sets["mixed digits"]), cmap="gray_r", vmin=0, vmax=1)
-    mates_title = ax_mates.set_title("8 of its 59 batchmates", fontsize=10)
+    mates_title = ax_mates.set_title(_("8 of its 59 batchmates"), fontsize=10)
     for ax in (ax_img, ax_mates):
         ax.set_xticks([])
         ax.set_yticks([])
     classes = np.arange(10)
     first = probs["mixed digits"]
     bars = ax_bar.bar(classes - 0.2, first["train"], width=0.4, color=COLORS["bn"],
-                      label="training mode (batch statistics): the bug")
+                      label=_("training mode (batch statistics): the bug"))
     ax_bar.bar(classes + 0.2, first["eval"], width=0.4, fill=False, edgecolor=COLORS["black"],
-               hatch="//", label="eval mode (running averages): correct")
-    ax_bar.set(xticks=classes, ylim=(0, 1.18), xlabel="class (digit)", ylabel="probability",
-               title="the network's answer for this one image")
+               hatch="//", label=_("eval mode (running averages): correct"))
+    ax_bar.set(xticks=classes, ylim=(0, 1.18), xlabel=_("class (digit)"), ylabel=_("probability"),
+               title=_("the network's answer for this one image"))
     ax_bar.legend(loc="upper right", fontsize=8)
 
     def update(batchmates):
@@ -149,13 +165,16 @@ def batchmates_dashboard(model, data, index=0):
         for bar, h in zip(bars, p["train"]):
             bar.set_height(h)
         mates_img.set_data(_montage(sets[batchmates]))
-        mates_title.set_text(f"8 of its 59 batchmates:\n{batchmates}")
+        mates_title.set_text(_("8 of its 59 batchmates:\n{batchmates}").format(batchmates=batchmate_label(batchmates)))
         t, e = p["train"], p["eval"]
-        return (f"batchmates {batchmates}: training mode says {t.argmax()} (p = {t.max():.2f}), "
-                f"p(true {label}) = {t[label]:.2f} · eval mode says {e.argmax()} (p = {e.max():.2f}), "
-                f"the same for every choice")
+        return _("batchmates {batchmates}: training mode says {train} (p = {p_train:.2f}), "
+                 "p(true {label}) = {p_label:.2f} · eval mode says {eval} (p = {p_eval:.2f}), "
+                 "the same for every choice").format(
+            batchmates=batchmate_label(batchmates), train=t.argmax(), p_train=t.max(), label=label,
+            p_label=t[label], eval=e.argmax(), p_eval=e.max())
 
-    choice = widgets.Dropdown(options=list(probs), value="mixed digits", description="batchmates")
+    choice = widgets.Dropdown(options=[(batchmate_label(name), name) for name in probs], value="mixed digits",
+                              description=_("batchmates"))
     return Dashboard(fig, update, batchmates=choice)
 
 
@@ -173,15 +192,28 @@ def eval_accuracy(model, data):
     return float(np.mean(logits_eval(model, data.x_test).argmax(axis=1) == data.y_test))
 
 
+ORDER_LABELS = {("train", "shuffled"): N_("train mode, shuffled batches"),
+                ("train", "sorted"): N_("train mode, batches sorted by digit"),
+                ("eval", "shuffled"): N_("eval mode, shuffled"),
+                ("eval", "sorted"): N_("eval mode, sorted by digit")}
+
+
 def sorted_vs_shuffled(model, data, batch_size=100):
     """Test accuracy in training mode with batches of 100 shuffled digits, and with the test set
-    sorted by label (so each batch holds one digit); and eval mode's accuracy in both orders."""
+    sorted by label (so each batch holds one digit); and eval mode's accuracy in both orders.
+    Returns {(mode, order): accuracy}, mode "train" or "eval", order "shuffled" or "sorted"."""
     by_label = np.argsort(data.y_test, kind="stable")
     eval_sorted = np.mean(logits_eval(model, data.x_test[by_label]).argmax(axis=1) == data.y_test[by_label])
-    return {"train mode, shuffled batches": accuracy_in_batches(model, data, batch_size),
-            "train mode, batches sorted by digit": accuracy_in_batches(model, data, batch_size, by_label),
-            "eval mode, shuffled": eval_accuracy(model, data),
-            "eval mode, sorted by digit": float(eval_sorted)}
+    return {("train", "shuffled"): accuracy_in_batches(model, data, batch_size),
+            ("train", "sorted"): accuracy_in_batches(model, data, batch_size, by_label),
+            ("eval", "shuffled"): eval_accuracy(model, data),
+            ("eval", "sorted"): float(eval_sorted)}
+
+
+def print_accuracies(acc):
+    """One line per (mode, order) of sorted_vs_shuffled: its name and its test accuracy."""
+    for key, a in acc.items():
+        print(f"{_ljust(_(ORDER_LABELS[key]), 38)} {a:.1%}")
 
 
 # --------------------------------------------------------------------------- batch statistics over time
@@ -206,7 +238,7 @@ def batch_stat_stream(model, data, batches=300, batch_size=BATCH_SIZE, seed=1):
     gen = minibatches(len(data.x_train), batch_size, seed)
     means, variances = [[] for _ in bns], [[] for _ in bns]
     with model.batch_statistics():
-        for _ in range(batches):
+        for _step in range(batches):
             model.forward(data.x_train[next(gen)])
             for l, bn in enumerate(bns):
                 means[l].append(bn.cache.mean.ravel().copy())
@@ -242,7 +274,7 @@ def cumulative_copy(model, data, stream):
         bn.running_mean[...], bn.running_var[...] = 0.0, 1.0
     gen = minibatches(len(data.x_train), stream.batch_size, stream.seed)
     out.train()
-    for _ in range(stream.batches):
+    for _step in range(stream.batches):
         out.forward(data.x_train[next(gen)])
     return out.eval()
 
@@ -287,14 +319,14 @@ def clearest_unit(stream, layer=0):
 
 
 MOMENTUM_OPTIONS = [("0.001", 0.001), ("0.003", 0.003), ("0.01", 0.01), ("0.03", 0.03),
-                    ("0.1 (PyTorch default)", 0.1), ("0.3", 0.3), ("1 (no memory)", 1.0),
-                    ("None (cumulative)", "cumulative")]
+                    (N_("0.1 (PyTorch default)"), 0.1), ("0.3", 0.3), (N_("1 (no memory)"), 1.0),
+                    (N_("None (cumulative)"), "cumulative")]
 
 
 def describe_momentum(momentum):
     if momentum == "cumulative":
-        return "momentum=None (cumulative average)"
-    return f"α = {momentum:g} (Keras/cs231n momentum {1 - momentum:.3g})"
+        return _("momentum=None (cumulative average)")
+    return _("α = {alpha:g} (Keras/cs231n momentum {keras:.3g})").format(alpha=momentum, keras=1 - momentum)
 
 
 def running_dashboard(stream, layer=0, unit=None):
@@ -306,28 +338,31 @@ def running_dashboard(stream, layer=0, unit=None):
     target = float(values.mean())
     steps = np.arange(1, len(values) + 1)
     fig, ax = new_figure(width=9.5, height=3.4, margins=(0.09, 0.72, 0.14, 0.91, 0, 0))  # fixed: fast redraws
-    ax.plot(steps, values, ".", ms=3, color=COLORS["grey"], label="batch mean μ_B (one batch each)")
-    ax.axhline(target, color=COLORS["black"], ls="--", lw=1.2, label="population value (mean of all μ_B)")
+    ax.plot(steps, values, ".", ms=3, color=COLORS["grey"], label=_("batch mean μ_B (one batch each)"))
+    ax.axhline(target, color=COLORS["black"], ls="--", lw=1.2, label=_("population value (mean of all μ_B)"))
     with_start = lambda trace: np.concatenate([[0.0], trace])          # step 0: the start value 0
     (line,) = ax.plot(np.arange(len(values) + 1), with_start(running_trace(values, 0.1)), color=COLORS["bn"],
-                      lw=2, label="running mean (starts at 0)")
+                      lw=2, label=_("running mean (starts at 0)"))
     lo, hi = min(0.0, values.min()), max(0.0, values.max())
     pad = 0.08 * (hi - lo)
-    ax.set(xlim=(0, len(values) + 1), ylim=(lo - pad, hi + pad), xlabel="training batch (weights fixed)",
-           ylabel=f"mean of unit {unit}'s input\n(BN layer {layer + 1})",
-           title="How the running mean tracks the batch means (it starts at 0)")
+    ax.set(xlim=(0, len(values) + 1), ylim=(lo - pad, hi + pad), xlabel=_("training batch (weights fixed)"),
+           ylabel=_("mean of unit {unit}'s input\n(BN layer {layer})").format(unit=unit, layer=layer + 1),
+           title=_("How the running mean tracks the batch means (it starts at 0)"))
     ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)     # outside: never covers a line
 
     def update(momentum):
         trace = running_trace(values, momentum)
         line.set_ydata(with_start(trace))
         t = tracking_numbers(trace, values, target)
-        settle = f"from batch {t['settle']} on" if t["settle"] else "never (in these batches)"
-        return (f"{describe_momentum(momentum)}: within 10% of the population value {settle}; "
-                f"RMS error over the last {len(values) // 2} batches {t['rms']:.3f} "
-                f"(a single batch mean: {t['batch_rms']:.3f})")
+        settle = (_("from batch {batch} on").format(batch=t["settle"]) if t["settle"]
+                  else _("never (in these batches)"))
+        return _("{momentum}: within 10% of the population value {settle}; RMS error over the last "
+                 "{batches} batches {rms:.3f} (a single batch mean: {batch_rms:.3f})").format(
+            momentum=describe_momentum(momentum), settle=settle, batches=len(values) // 2, rms=t["rms"],
+            batch_rms=t["batch_rms"])
 
-    slider = widgets.SelectionSlider(options=MOMENTUM_OPTIONS, value=0.1, description="momentum α",
+    options = [(_(label), value) for label, value in MOMENTUM_OPTIONS]
+    slider = widgets.SelectionSlider(options=options, value=0.1, description=_("momentum α"),
                                      continuous_update=True, layout=widgets.Layout(width="70%"),
                                      style={"description_width": "initial"})
     return Dashboard(fig, update, momentum=slider)
@@ -350,14 +385,15 @@ def options_figure(results):
     fig, ax = new_figure(width=8.0, height=3.4)
     sizes = np.array(list(results["batch"]))
     acc = np.array(list(results["batch"].values()))
-    ax.plot(sizes, acc, "o-", color=CYCLE[4], label="batch statistics of the test batch (train mode)")
-    ax.axhline(results["running"], color=COLORS["bn"], lw=2, label=f"running averages (eval): {results['running']:.1%}")
+    ax.plot(sizes, acc, "o-", color=CYCLE[4], label=_("batch statistics of the test batch (train mode)"))
+    ax.axhline(results["running"], color=COLORS["bn"], lw=2,
+               label=_("running averages (eval): {acc:.1%}").format(acc=results["running"]))
     ax.axhline(results["population"], color=CYCLE[2], ls="--", lw=2,
-               label=f"population statistics (eval): {results['population']:.1%}")
+               label=_("population statistics (eval): {acc:.1%}").format(acc=results["population"]))
     ax.set_xscale("log")
     ax.set_xticks(sizes, [str(s) for s in sizes])
-    ax.set(xlabel="test batch size (images normalized together)", ylabel="test accuracy", ylim=(0.4, 1.0),
-           title="Three ways to get μ and σ² at inference (batch size 1 in train mode: an error)")
+    ax.set(xlabel=_("test batch size (images normalized together)"), ylabel=_("test accuracy"), ylim=(0.4, 1.0),
+           title=_("Three ways to get μ and σ² at inference (batch size 1 in train mode: an error)"))
     ax.legend(loc="lower right", fontsize=8)
     return fig
 
@@ -366,20 +402,26 @@ def options_figure(results):
 CONVENTIONS = {
     "pytorch": ("PyTorch nn.BatchNorm1d", "running = (1 − momentum)·running + momentum·batch", 0.1, "new"),
     "keras": ("Keras BatchNormalization", "moving = momentum·moving + (1 − momentum)·batch", 0.99, "old"),
-    "cs231n": ("cs231n assignment 2", "running = momentum·running + (1 − momentum)·batch", 0.9, "old"),
+    "cs231n": (N_("cs231n assignment 2"), "running = momentum·running + (1 − momentum)·batch", 0.9, "old"),
 }
+
+
+def library_name(convention):
+    """The name under which a learner knows the library of `convention` (in the current language)."""
+    return _(CONVENTIONS[convention][0])
 
 
 def _check_convention(name):
     if name not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}, got {name!r}")
+        raise ValueError(_("convention must be one of {choices}, got {name!r}")
+                         .format(choices=", ".join(CONVENTIONS), name=name))
 
 
 def weight_on_new(momentum, convention):
     """α, the weight of the new batch, for a momentum given in `convention`."""
     _check_convention(convention)
     if not 0 <= momentum <= 1:
-        raise ValueError(f"momentum must be between 0 and 1, got {momentum!r}")
+        raise ValueError(_("momentum must be between 0 and 1, got {momentum!r}").format(momentum=momentum))
     return momentum if CONVENTIONS[convention][3] == "new" else 1.0 - momentum
 
 
@@ -412,9 +454,10 @@ def run_convention(values, momentum, convention, start=0.0):
 
 def momentum_table():
     """Print each library's update rule, its default momentum and that default as α."""
-    for key, (name, rule, default, _) in CONVENTIONS.items():
+    for key, (_name, rule, default, _side) in CONVENTIONS.items():
         alpha = weight_on_new(default, key)
-        print(f"{name:<26} {rule:<52} default {default:<5g} → α = {alpha:g}")
+        print(f"{_ljust(library_name(key), 26)} {rule:<52} "
+              + _("default {default:<5g} → α = {alpha:g}").format(default=default, alpha=alpha))
 
 
 def momentum_calculator(momentum, convention="pytorch"):
@@ -423,16 +466,17 @@ def momentum_calculator(momentum, convention="pytorch"):
     (after that many batches an old value's weight has halved). Prints only (returns None)."""
     alpha = weight_on_new(momentum, convention)
     out = {c: convert_momentum(momentum, convention, c) for c in CONVENTIONS}
-    print(f"{CONVENTIONS[convention][0]} momentum {momentum:g}: the new batch gets weight α = {alpha:.4g}")
+    print(_("{library} momentum {momentum:g}: the new batch gets weight α = {alpha:.4g}")
+          .format(library=library_name(convention), momentum=momentum, alpha=alpha))
     for c, value in out.items():
-        print(f"   {CONVENTIONS[c][0]:<26} momentum={value:.4g}")
+        print(f"   {_ljust(library_name(c), 26)} momentum={value:.4g}")
     if 0 < alpha < 1:
-        print(f"   memory ≈ 1/α = {1 / alpha:.4g} batches; half-life = ln 2 / (−ln(1 − α)) = "
-              f"{np.log(2) / -np.log(1 - alpha):.4g} batches")
+        print("   " + _("memory ≈ 1/α = {memory:.4g} batches; half-life = ln 2 / (−ln(1 − α)) = {half:.4g} batches")
+              .format(memory=1 / alpha, half=np.log(2) / -np.log(1 - alpha)))
     elif alpha == 1:
-        print("   α = 1: the running value is just the last batch's statistic (no memory)")
+        print("   " + _("α = 1: the running value is just the last batch's statistic (no memory)"))
     else:
-        print("   α = 0: the running value never changes")
+        print("   " + _("α = 0: the running value never changes"))
 
 
 # --------------------------------------------------------------------------- folding for deployment
@@ -445,10 +489,11 @@ def fold_into_next(bn, linear):
     (Exact for Linear layers. A convolution that pads its input with zeros would need care at
     the borders: the padded zeros would no longer pass through BN.)"""
     if not isinstance(bn, BatchNorm) or not isinstance(linear, Linear):
-        raise TypeError(f"fold_into_next takes (BatchNorm, Linear), got ({type(bn).__name__}, "
-                        f"{type(linear).__name__})")
+        raise TypeError(_("fold_into_next takes (BatchNorm, Linear), got ({first}, {second})")
+                        .format(first=type(bn).__name__, second=type(linear).__name__))
     if bn.num_features != linear.fan_in:
-        raise ValueError(f"{bn!r} has {bn.num_features} features but {linear!r} takes {linear.fan_in} inputs")
+        raise ValueError(_("{bn} has {features} features but {linear} takes {inputs} inputs")
+                         .format(bn=repr(bn), features=bn.num_features, linear=repr(linear), inputs=linear.fan_in))
     s = bn.gamma / np.sqrt(bn.running_var + bn.eps)
     t = bn.beta - bn.running_mean * s
     b = linear.b if linear.b is not None else np.zeros(linear.fan_out, dtype=linear.W.dtype)
@@ -476,7 +521,8 @@ class FoldedMLP:
                 self.layers.append(fold_into_next(src[i], nxt))
                 i += 2
             elif isinstance(src[i], BatchNorm):
-                raise ValueError(f"layer {i}, {src[i]!r}, has no Linear layer next to it to fold into")
+                raise ValueError(_("layer {index}, {layer}, has no Linear layer next to it to fold into")
+                                 .format(index=i, layer=repr(src[i])))
             else:
                 self.layers.append(copy.deepcopy(src[i]))
                 i += 1
@@ -493,7 +539,7 @@ class FoldedMLP:
 
     def __repr__(self):
         inner = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
-        return f"FoldedMLP — {self.num_parameters():,} parameters, no BN layers\n{inner}"
+        return _("FoldedMLP — {count:,} parameters, no BN layers").format(count=self.num_parameters()) + f"\n{inner}"
 
 
 def fold_model(model):
@@ -510,7 +556,7 @@ def buffer_count(model):
 def best_time_ms(forward, x, repeat=15):
     """Fastest of `repeat` calls of forward(x), in milliseconds (the minimum is the least noisy)."""
     times = []
-    for _ in range(repeat):
+    for _call in range(repeat):
         start = time.perf_counter()
         forward(x)
         times.append(time.perf_counter() - start)
@@ -536,11 +582,11 @@ EX4 = dict(W=np.array([[1.0, -2.0, 0.5], [0.5, 1.0, -1.0]]), b=np.array([0.5, -1
 
 def check_keras_to_pytorch(answer):
     """Exercise 1: Keras's default momentum 0.99, written as PyTorch's momentum."""
-    check(answer, 0.01, "exercise 1 — Keras 0.99 in PyTorch's convention",
-          wrong=[(0.99, "that is Keras's number unchanged; PyTorch's momentum is the weight of the NEW "
-                        "batch, Keras's the weight of the OLD running value: 1 − 0.99"),
-                 (0.1, "that is PyTorch's default; convert 0.99: the weight of the new batch is 1 − 0.99"),
-                 (0.9, "that converts cs231n's default; here the Keras momentum is 0.99")])
+    check(answer, 0.01, _("exercise 1 — Keras 0.99 in PyTorch's convention"),
+          wrong=[(0.99, _("that is Keras's number unchanged; PyTorch's momentum is the weight of the NEW "
+                          "batch, Keras's the weight of the OLD running value: 1 − 0.99")),
+                 (0.1, _("that is PyTorch's default; convert 0.99: the weight of the new batch is 1 − 0.99")),
+                 (0.9, _("that converts cs231n's default; here the Keras momentum is 0.99"))])
 
 
 def ex2_expected(values=EX2_BATCH_MEANS, alpha=0.1):
@@ -552,27 +598,27 @@ def check_running_after_three(answer):
     Three decimals are enough: answers within 0.005 count as correct."""
     v = EX2_BATCH_MEANS
     from_first = running_trace(v[1:], 0.1, start=v[0])[-1]
-    check(answer, ex2_expected(), "exercise 2 — running mean after 3 batches", rtol=0, atol=0.005,
-          wrong=[(ex2_expected(alpha=0.9), "you gave the new batch weight 0.9; in PyTorch 0.1 is the weight "
-                                            "of the new batch: running = 0.9·running + 0.1·μ_B"),
-                 (from_first, "running_mean starts at 0, not at the first batch mean"),
-                 (v.mean(), "that is the plain average of the three (momentum=None); use α = 0.1"),
-                 (0.1 * v[-1], "you updated only once; apply the update for each of the 3 batches in turn"),
-                 (0.1 * v.sum(), "you added 0.1·μ_B for each batch but forgot the 0.9·running part: each update "
-                                 "first multiplies the old running value by 0.9, then adds 0.1·μ_B")])
+    check(answer, ex2_expected(), _("exercise 2 — running mean after 3 batches"), rtol=0, atol=0.005,
+          wrong=[(ex2_expected(alpha=0.9), _("you gave the new batch weight 0.9; in PyTorch 0.1 is the weight "
+                                              "of the new batch: running = 0.9·running + 0.1·μ_B")),
+                 (from_first, _("running_mean starts at 0, not at the first batch mean")),
+                 (v.mean(), _("that is the plain average of the three (momentum=None); use α = 0.1")),
+                 (0.1 * v[-1], _("you updated only once; apply the update for each of the 3 batches in turn")),
+                 (0.1 * v.sum(), _("you added 0.1·μ_B for each batch but forgot the 0.9·running part: each update "
+                                   "first multiplies the old running value by 0.9, then adds 0.1·μ_B"))])
 
 
 def check_population_variance(answer):
     """Exercise 3: the BN paper's Var[x] from three batch variances of batches of size N = 4."""
     v, n = EX3_BATCH_VARS, EX3_N
     k = len(v)
-    check(answer, n / (n - 1) * v.mean(), "exercise 3 — Var[x] from batch variances",
-          wrong=[(v.mean(), "you forgot the factor N/(N − 1): the batch variances divide by N, so their "
-                            "mean is a little too small"),
-                 ((n - 1) / n * v.mean(), "the factor is upside down: multiply by N/(N − 1), which is above 1"),
-                 (k / (k - 1) * v.mean(), "N is the batch size (4), not the number of batches (3)"),
-                 (n / (n - 1) * np.mean(np.sqrt(v)) ** 2, "average the variances themselves, not the "
-                                                           "standard deviations")])
+    check(answer, n / (n - 1) * v.mean(), _("exercise 3 — Var[x] from batch variances"),
+          wrong=[(v.mean(), _("you forgot the factor N/(N − 1): the batch variances divide by N, so their "
+                              "mean is a little too small")),
+                 ((n - 1) / n * v.mean(), _("the factor is upside down: multiply by N/(N − 1), which is above 1")),
+                 (k / (k - 1) * v.mean(), _("N is the batch size (4), not the number of batches (3)")),
+                 (n / (n - 1) * np.mean(np.sqrt(v)) ** 2, _("average the variances themselves, not the "
+                                                             "standard deviations"))])
 
 
 def ex4_expected(p=EX4):
@@ -585,16 +631,16 @@ def check_folded_bias(answer):
     p = EX4
     s = p["gamma"] / np.sqrt(p["running_var"] + p["eps"])
     s_no_sqrt = p["gamma"] / (p["running_var"] + p["eps"])
-    eps_hint = "put ε inside the square root: s = γ / √(running_var + ε)"
-    check(answer, ex4_expected(), "exercise 4 — the folded bias b'",
-          wrong=[(p["b"] * s + p["beta"], "you forgot to subtract the running mean: b' = (b − running_mean)·s + β"),
-                 (p["b"] * s - p["running_mean"] + p["beta"], "the running mean is subtracted BEFORE scaling: "
-                                                              "(b − running_mean)·s"),
-                 ((p["b"] - p["running_mean"]) * s, "you forgot to add β at the end"),
-                 ((p["b"] - p["running_mean"]) * s_no_sqrt + p["beta"], "s divides by the standard deviation "
-                                                                        "√(running_var + ε), not by the variance"),
-                 ((p["b"] - p["running_mean"]) * p["gamma"] + p["beta"], "you forgot to divide by "
-                                                                         "√(running_var + ε)"),
+    eps_hint = _("put ε inside the square root: s = γ / √(running_var + ε)")
+    check(answer, ex4_expected(), _("exercise 4 — the folded bias b'"),
+          wrong=[(p["b"] * s + p["beta"], _("you forgot to subtract the running mean: b' = (b − running_mean)·s + β")),
+                 (p["b"] * s - p["running_mean"] + p["beta"], _("the running mean is subtracted BEFORE scaling: "
+                                                                "(b − running_mean)·s")),
+                 ((p["b"] - p["running_mean"]) * s, _("you forgot to add β at the end")),
+                 ((p["b"] - p["running_mean"]) * s_no_sqrt + p["beta"], _("s divides by the standard deviation "
+                                                                          "√(running_var + ε), not by the variance")),
+                 ((p["b"] - p["running_mean"]) * p["gamma"] + p["beta"], _("you forgot to divide by "
+                                                                           "√(running_var + ε)")),
                  ((p["b"] - p["running_mean"]) * p["gamma"] / np.sqrt(p["running_var"]) + p["beta"], eps_hint),
                  ((p["b"] - p["running_mean"]) * p["gamma"] / (np.sqrt(p["running_var"]) + p["eps"]) + p["beta"],
                   eps_hint)],

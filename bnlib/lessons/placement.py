@@ -15,6 +15,7 @@ A sigmoid unit is saturated where σ(z) < 0.05 or σ(z) > 0.95 (|z| > ln 19 ≈ 
 unit is dead on a data set if it outputs 0 for every image in it.
 """
 import copy
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from ..checks import check
 from ..data import load_mnist5k
+from ..i18n import _, N_
 from ..layers import BatchNorm, Linear
 from ..model import MLP
 from ..plots import COLORS, CYCLE, new_figure
@@ -34,8 +36,32 @@ ACTIVATIONS = ("sigmoid", "relu")
 POSITIONS = ("before", "after", "none")            # "none": the plain network, no BN
 INIT = {"sigmoid": "xavier", "relu": "he"}
 POSITION_COLORS = {"before": COLORS["bn"], "after": CYCLE[2], "none": COLORS["plain"]}
-POSITION_LABELS = {"before": "BN before the activation", "after": "BN after the activation", "none": "no BN"}
+POSITION_LABELS = {"before": N_("BN before the activation"), "after": N_("BN after the activation"),
+                   "none": N_("no BN")}
+ACTIVATION_LABELS = {"sigmoid": N_("sigmoid"), "relu": N_("relu")}
 SATURATED = float(np.log(19.0))                     # |z| > ln 19 ⇔ σ(z) < 0.05 or σ(z) > 0.95
+
+
+def position_label(position):
+    """What a learner reads for a placement: "BN before the activation", … in the current language."""
+    return _(POSITION_LABELS[position])
+
+
+def activation_label(activation):
+    return _(ACTIVATION_LABELS[activation])
+
+
+def _columns(text):
+    """Columns `text` takes in monospaced output, a kana or kanji counting as two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _ljust(text, width):
+    return text + " " * max(0, width - _columns(text))
+
+
+def _rjust(text, width):
+    return " " * max(0, width - _columns(text)) + text
 
 
 @dataclass
@@ -47,7 +73,8 @@ class Run:
 
     @property
     def label(self):
-        return f"{self.activation}, {POSITION_LABELS[self.position]}"
+        return _("{activation}, {position}").format(activation=activation_label(self.activation),
+                                                    position=position_label(self.position))
 
 
 @lru_cache(maxsize=2)
@@ -87,7 +114,7 @@ OTHER_SEEDS = {"sigmoid": {1: 2.9, 2: 2.7, 3: 1.9, 4: 2.3},
 
 def placement_gaps(seed, steps=400, lr=0.5):
     """{activation: final test accuracy of BN after minus BN before, in points} for one seed."""
-    runs, _ = train_placements(steps=steps, lr=lr, baselines=False, seed=seed)
+    runs, _data = train_placements(steps=steps, lr=lr, baselines=False, seed=seed)
     return {act: 100 * (final_accuracy(runs[act, "after"]) - final_accuracy(runs[act, "before"]))
             for act in ACTIVATIONS}
 
@@ -102,11 +129,11 @@ def accuracy_figure(runs):
                 continue
             h = runs[act, pos].history
             ax.plot(h.record_steps, h.test_acc, color=POSITION_COLORS[pos], lw=1.4 if pos == "none" else 2,
-                    ls=":" if pos == "none" else "-", label=POSITION_LABELS[pos])
-        ax.set(title=f"{act}", xlabel="training step", ylim=(0.6, 1.0))
+                    ls=":" if pos == "none" else "-", label=position_label(pos))
+        ax.set(title=activation_label(act), xlabel=_("training step"), ylim=(0.6, 1.0))
         ax.legend(loc="lower center", fontsize=8)
-    axes[0].set_ylabel("test accuracy (axis starts at 0.6)")
-    fig.suptitle("Where to put BN: test accuracy while training (MNIST-5k, lr 0.5, batch size N = 60)")
+    axes[0].set_ylabel(_("test accuracy (axis starts at 0.6)"))
+    fig.suptitle(_("Where to put BN: test accuracy while training (MNIST-5k, lr 0.5, batch size N = 60)"))
     return fig
 
 
@@ -114,14 +141,17 @@ def layer_table(runs, data):
     """Print per run: final test accuracy (mean of the last 3 records), and per hidden layer the
     standard deviation of z and the fraction of saturated sigmoid values / dead ReLU units, all
     measured at the end of training on the whole test set in eval mode (running averages)."""
-    print(f"{'run':<44}{'test acc.':>10}   {'std of z (layers 1, 2, 3)':<26} saturated / dead units")
+    print(_ljust(_("run"), 44) + _rjust(_("test acc."), 10) + "   " + _ljust(_("std of z (layers 1, 2, 3)"), 26)
+          + " " + _("saturated / dead units"))
     for (act, pos), run in runs.items():
         std = ", ".join(f"{z.std():.2f}" for z in activations(run.model, data.x_test)[0])
         if act == "sigmoid":
-            tail = "saturated " + ", ".join(f"{s:.1%}" for s in saturated_fraction(run.model, data.x_test))
+            tail = _("saturated {values}").format(
+                values=", ".join(f"{s:.1%}" for s in saturated_fraction(run.model, data.x_test)))
         else:
-            tail = "dead units " + ", ".join(f"{s:.0%}" for s in dead_fraction(run.model, data.x_test))
-        print(f"{run.label:<44}{final_accuracy(run):>10.1%}   {std:<26} {tail}")
+            tail = _("dead units {values}").format(
+                values=", ".join(f"{s:.0%}" for s in dead_fraction(run.model, data.x_test)))
+        print(f"{_ljust(run.label, 44)}{final_accuracy(run):>10.1%}   {std:<26} {tail}")
 
 
 def pre_std(run, record=-1):
@@ -194,9 +224,9 @@ def histogram_dashboard(runs, xlim=XLIM):
     for l, ax in enumerate(axes):
         for pos in positions:
             stairs[l, pos] = ax.stairs(np.zeros(len(edges) - 1), edges, color=POSITION_COLORS[pos],
-                                       label=POSITION_LABELS[pos], **HIST_STYLE[pos])
-        ax.set(title=f"hidden layer {l + 1}", xlabel="z, the activation's input")
-    axes[0].set_ylabel("fraction of values")
+                                       label=position_label(pos), **HIST_STYLE[pos])
+        ax.set(title=_("hidden layer {number}").format(number=l + 1), xlabel=_("z, the activation's input"))
+    axes[0].set_ylabel(_("fraction of values"))
     fig.legend(handles=[stairs[0, pos] for pos in positions], loc="upper center", bbox_to_anchor=(0.5, 0.925),
                ncols=len(positions), fontsize=8, frameon=False)
     shades = {"sigmoid": [ax.axvspan(lo, hi, color=COLORS["grey"], alpha=0.15, lw=0)
@@ -218,18 +248,22 @@ def histogram_dashboard(runs, xlim=XLIM):
         for ax in axes:
             ax.set_xlim(*xlim[activation])
         axes[0].set_ylim(0, 1.15 * top)             # shared y: one call rescales all panels
-        what = "saturated (σ < 0.05 or > 0.95)" if activation == "sigmoid" else "≤ 0 (ReLU outputs 0)"
-        shaded = "the saturated tails" if activation == "sigmoid" else "z ≤ 0, where ReLU outputs 0"
-        title.set_text(f"{activation}: what the activation receives at step {step} (shaded: {shaded})")
+        what = _("saturated (σ < 0.05 or > 0.95)") if activation == "sigmoid" else _("≤ 0 (ReLU outputs 0)")
+        shaded = _("the saturated tails") if activation == "sigmoid" else _("z ≤ 0, where ReLU outputs 0")
+        title.set_text(_("{activation}: what the activation receives at step {step} (shaded: {shaded})")
+                       .format(activation=activation_label(activation), step=step, shaded=shaded))
         for pos in positions:
             h = runs[activation, pos].history
             r = _record_index(h, step)
-            parts.append(f"{POSITION_LABELS[pos]}: " + "/".join(f"{lay.saturated[r]:.0%}" for lay in h.layers))
-        return f"{activation}, step {step} · fraction {what}, layers 1/2/3 — " + " · ".join(parts)
+            parts.append(_("{position}: {values}").format(
+                position=position_label(pos), values="/".join(f"{lay.saturated[r]:.0%}" for lay in h.layers)))
+        return _("{activation}, step {step} · fraction {what}, layers 1/2/3 — {parts}").format(
+            activation=activation_label(activation), step=step, what=what, parts=" · ".join(parts))
 
-    act_control = widgets.ToggleButtons(options=list(ACTIVATIONS), value="sigmoid", description="activation")
+    act_control = widgets.ToggleButtons(options=[(activation_label(a), a) for a in ACTIVATIONS], value="sigmoid",
+                                        description=_("activation"))
     steps = [int(s) for s in first.record_steps]
-    step_control = widgets.SelectionSlider(options=steps, value=steps[-1], description="step",
+    step_control = widgets.SelectionSlider(options=steps, value=steps[-1], description=_("step"),
                                            continuous_update=True, layout=widgets.Layout(width="50%"))
     return Dashboard(fig, update, activation=act_control, step=step_control)
 
@@ -242,12 +276,13 @@ def stability_figure(runs, activation="sigmoid", layer=1, unit=0):
         h = runs[activation, pos].history
         p = h.layers[layer].pre.unit_percentiles[:, unit, :]
         ax.fill_between(h.record_steps, p[:, 0], p[:, 2], color=POSITION_COLORS[pos], alpha=0.25,
-                        label="15th–85th percentile")
-        ax.plot(h.record_steps, p[:, 1], color=POSITION_COLORS[pos], lw=2, label="median")
-        ax.set(title=f"{POSITION_LABELS[pos]}", xlabel="training step")
+                        label=_("15th–85th percentile"))
+        ax.plot(h.record_steps, p[:, 1], color=POSITION_COLORS[pos], lw=2, label=_("median"))
+        ax.set(title=position_label(pos), xlabel=_("training step"))
         ax.legend(loc="lower left", fontsize=8)
-    axes[0].set_ylabel(f"z of unit {unit}, hidden layer {layer + 1}")
-    fig.suptitle(f"{activation}: one unit's input during training (500 test images)")
+    axes[0].set_ylabel(_("z of unit {unit}, hidden layer {layer}").format(unit=unit, layer=layer + 1))
+    fig.suptitle(_("{activation}: one unit's input during training (500 test images)")
+                 .format(activation=activation_label(activation)))
     return fig
 
 
@@ -281,24 +316,24 @@ def linear_biases(run):
 # --------------------------------------------------------------------------- exercises
 def check_removable_biases(answer):
     """Exercise 1: how many numbers does bias=False save in 784-100-100-100-10, BN before?"""
-    check(answer, 300, "exercise 1 — biases that BN makes useless",
-          wrong=[(310, "the output layer (100 → 10) has no BN after it: its 10 biases do matter"),
-                 (100, "there are three hidden layers, each with a BN: 3 × 100"),
-                 (600, "γ and β stay: only the Linear biases b become useless (β does their job)"),
-                 (900, "count only the biases b of the Linear layers that feed a BN"),
-                 (3, "count numbers, not layers: each bias vector has 100 numbers")])
+    check(answer, 300, _("exercise 1 — biases that BN makes useless"),
+          wrong=[(310, _("the output layer (100 → 10) has no BN after it: its 10 biases do matter")),
+                 (100, _("there are three hidden layers, each with a BN: 3 × 100")),
+                 (600, _("γ and β stay: only the Linear biases b become useless (β does their job)")),
+                 (900, _("count only the biases b of the Linear layers that feed a BN")),
+                 (3, _("count numbers, not layers: each bias vector has 100 numbers"))])
 
 
 def check_saturated(answer, h):
     """Exercise 2: the fraction of saturated sigmoid outputs in h (any shape)."""
     h = np.asarray(h, dtype=np.float64)
     expected = np.mean((h < 0.05) | (h > 0.95))
-    wrong = [(np.mean(h > 0.95), "you counted only the top tail; add the values below 0.05"),
-             (np.mean(h < 0.05), "you counted only the bottom tail; add the values above 0.95"),
-             (np.mean((h < 0.1) | (h > 0.9)), "the limits are 0.05 and 0.95, not 0.1 and 0.9"),
-             (np.sum((h < 0.05) | (h > 0.95)), "that is a count; divide by the number of values (use np.mean)"),
-             (np.mean((h > 0.05) & (h < 0.95)), "that is the fraction NOT saturated")]
-    check(answer, expected, "exercise 2 — fraction of saturated sigmoid outputs",
+    wrong = [(np.mean(h > 0.95), _("you counted only the top tail; add the values below 0.05")),
+             (np.mean(h < 0.05), _("you counted only the bottom tail; add the values above 0.95")),
+             (np.mean((h < 0.1) | (h > 0.9)), _("the limits are 0.05 and 0.95, not 0.1 and 0.9")),
+             (np.sum((h < 0.05) | (h > 0.95)), _("that is a count; divide by the number of values (use np.mean)")),
+             (np.mean((h > 0.05) & (h < 0.95)), _("that is the fraction NOT saturated"))]
+    check(answer, expected, _("exercise 2 — fraction of saturated sigmoid outputs"),
           wrong=[(v, hint) for v, hint in wrong if not np.isclose(v, expected)])
 
 
@@ -306,13 +341,13 @@ def check_dead(answer, a):
     """Exercise 3: the fraction of dead ReLU units in a: (images, units) ReLU outputs."""
     a = np.asarray(a, dtype=np.float64)
     expected = np.mean(np.all(a <= 0, axis=0))
-    wrong = [(np.mean(a <= 0), "that is the fraction of zero OUTPUTS; a unit is dead only if it is 0 for "
-                               "every image: np.all(..., axis=0)"),
-             (np.sum(np.all(a <= 0, axis=0)), "that is the number of dead units; divide by the number of units"),
-             (np.mean(np.all(a <= 0, axis=1)), "wrong axis: axis=0 runs over the images, giving one answer per unit"),
-             (np.mean(np.any(a <= 0, axis=0)), "np.any counts units that are 0 for at least one image; "
-                                               "dead means 0 for all images")]
-    check(answer, expected, "exercise 3 — fraction of dead ReLU units",
+    wrong = [(np.mean(a <= 0), _("that is the fraction of zero OUTPUTS; a unit is dead only if it is 0 for "
+                                 "every image: np.all(..., axis=0)")),
+             (np.sum(np.all(a <= 0, axis=0)), _("that is the number of dead units; divide by the number of units")),
+             (np.mean(np.all(a <= 0, axis=1)), _("wrong axis: axis=0 runs over the images, giving one answer per unit")),
+             (np.mean(np.any(a <= 0, axis=0)), _("np.any counts units that are 0 for at least one image; "
+                                                 "dead means 0 for all images"))]
+    check(answer, expected, _("exercise 3 — fraction of dead ReLU units"),
           wrong=[(v, hint) for v, hint in wrong if not np.isclose(v, expected)])
 
 
@@ -322,9 +357,9 @@ EX4 = dict(b=np.array([0.2, -0.5, 1.0]), running_mean=np.array([1.5, 0.3, -0.8])
 def check_eval_shift(answer):
     """Exercise 4: in eval mode, after b ← b + c, which running_mean keeps the output unchanged?"""
     p = EX4
-    check(answer, p["running_mean"] + p["c"], "exercise 4 — the running mean after shifting b",
-          wrong=[(p["running_mean"], "in eval mode BN subtracts the stored running mean, not the batch mean, "
-                                     "so the shift c passes through unless the running mean moves with it"),
-                 (p["running_mean"] - p["c"], "wrong direction: z grew by c, so the mean subtracted from it "
-                                              "must grow by c"),
-                 (p["b"] + p["c"], "that is the new bias; the question asks for the new running mean")])
+    check(answer, p["running_mean"] + p["c"], _("exercise 4 — the running mean after shifting b"),
+          wrong=[(p["running_mean"], _("in eval mode BN subtracts the stored running mean, not the batch mean, "
+                                       "so the shift c passes through unless the running mean moves with it")),
+                 (p["running_mean"] - p["c"], _("wrong direction: z grew by c, so the mean subtracted from it "
+                                                "must grow by c")),
+                 (p["b"] + p["c"], _("that is the new bias; the question asks for the new running mean"))])

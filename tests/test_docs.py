@@ -24,6 +24,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 GLOSSARY = ROOT / "docs" / "glossary.md"
 GUIDES = {  # guide → the folder of the notebooks it quotes
     "docs/instructor-guide.md": ROOT / "notebooks",
+    "docs/ja/instructor-guide.md": ROOT / "notebooks" / "ja",
 }
 # ✓ “statement” (NN)  or  ✓「statement」（NN）; a quote stays inside one paragraph.
 _BODY = r"(?P<text>(?:(?!\n[ \t]*\n)[^✓])+?)"
@@ -242,3 +243,42 @@ def test_relative_links_in_the_docs_reach_files(path):
     assert not missing, f"{path.relative_to(ROOT)} links to files that do not exist: {sorted(set(missing))}"
     if pending:
         pytest.skip(f"{path.relative_to(ROOT)} links to Japanese twins that do not exist yet: {sorted(set(pending))}")
+
+
+# --------------------------------------------------------------------------- 4. lesson times
+READMES = {"README.md": ("Time needed", "min"), "README.ja.md": ("所要時間", "分")}
+
+
+def _map_times(readme):
+    """{notebook path: minutes} from the rows of a README's notebook map."""
+    out = {}
+    for line in (ROOT / readme).read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else []
+        link = next((m for c in cells for m in re.findall(r"\((notebooks/(?:ja/)?\d\d_[^)]+\.ipynb)\)", c)), None)
+        times = [c for c in cells if re.search(r"\d+\s*(?:min|分)", c)]
+        if link and times:
+            out[link] = sorted(int(n) for n in re.findall(r"\d+", times[0]))
+    return out
+
+
+@pytest.mark.parametrize("readme", list(READMES))
+def test_readme_times_are_the_notebooks_own(readme):
+    label, unit = READMES[readme]
+    rows = _map_times(readme)
+    assert rows, f"{readme} has no notebook map with times"
+    wrong, pending = [], []
+    for rel, minutes in rows.items():
+        path = ROOT / rel
+        if not path.exists():
+            (pending if "/ja/" in rel and (ROOT / rel.replace("/ja/", "/")).exists() else wrong).append(
+                f"{rel} does not exist")
+            continue
+        md = "\n".join("".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"]
+                       if c["cell_type"] == "markdown")
+        line = next((l for l in md.splitlines() if label in l), "")
+        own = sorted(int(n) for n in re.findall(r"(\d+)\s*" + unit, line))
+        if own != minutes:
+            wrong.append(f"{rel}: the map says {minutes} {unit}, the notebook's '{label}' line says {own}")
+    assert not wrong, f"{readme}'s notebook map disagrees with the notebooks:\n" + "\n".join(wrong)
+    if pending:
+        pytest.skip(f"{readme}: Japanese twins not written yet: {pending}")

@@ -225,3 +225,19 @@ def test_figures_hints_and_messages_in_japanese(capsys):
     finally:
         bnlib.set_language("en")
     assert fs.graph_figure().axes[0].get_title().startswith("Batch norm as a computational graph")
+
+
+def test_loop_source_is_the_code_with_translated_words():
+    import ast
+    import inspect
+    import textwrap
+    assert fs.loop_source() == inspect.getsource(fs.batchnorm_forward_loops)
+    bnlib.set_language("ja")
+    try:
+        ja = fs.loop_source()
+    finally:
+        bnlib.set_language("en")
+    assert "特徴量ごとに" in ja and "deliberately" not in ja and "each feature" not in ja
+    def strip(src):                                   # the code after the docstring
+        return [ast.dump(node) for node in ast.parse(textwrap.dedent(src)).body[0].body[1:]]
+    assert strip(ja) == strip(fs.loop_source())

@@ -9,6 +9,7 @@ Notation (the notebook's): a batch x of N samples and D features, x: (N, D). Per
 
 A deviation score (偏差値) is the same computation on one feature with γ = 10, β = 50 (and ε = 0).
 """
+import inspect
 import timeit
 
 import numpy as np
@@ -179,6 +180,24 @@ def batchnorm_forward_loops(x, gamma, beta, eps=1e-5):
         for i in range(n):                              # ... then each sample
             y[i, j] = gamma[j] * (x[i, j] - mu) / (var + eps) ** 0.5 + beta[j]
     return y
+
+
+LOOP_TEXT = [  # the English words in batchnorm_forward_loops, for the notebook that prints its source
+    N_("The forward pass one number at a time, with Python loops — deliberately slow, for comparison."),
+    N_("Same result as batchnorm_forward(x, gamma, beta, eps)[0] for x: (N, D)."),
+    N_("each feature ..."),
+    N_("... its mean over the batch"),
+    N_("... then each sample"),
+]
+
+
+def loop_source():
+    """The source of batchnorm_forward_loops as the notebook prints it: the code as it is, its
+    docstring and comments in the current language (bnlib.set_language)."""
+    source = inspect.getsource(batchnorm_forward_loops)
+    for text in LOOP_TEXT:
+        source = source.replace(text, _(text))
+    return source
 
 
 def best_time(fn, *args, repeat=5, min_seconds=0.02):

@@ -12,7 +12,12 @@ pre-activation z (what the activation receives) and the activation output: 15th/
 percentiles (pooled, and per unit — per channel in a CNN, over its N·H·W values), mean, std,
 a histogram on fixed bins, and the fraction of saturated units.
 Batch norm layers normalise the probe with its own statistics and leave their running
-averages untouched, so recording never changes training.
+averages untouched, so recording never changes training. At every record the History also
+keeps ‖∂L/∂W‖ of each weight layer on that step's training batch (History.grad_norms), and
+for every step the learning rate it used (History.lr): `lr` may be a number or a schedule,
+a function of the step (bnlib.schedules: Constant, Warmup, StepDecay, Cosine).
+A record of a 24-hidden-layer MLP (48 tensors of 500 × 64 values) takes about as long as
+ten training steps of that network: one sort per tensor serves the percentiles and the histogram.
 """
 import sys
 import time
@@ -23,6 +28,7 @@ import numpy as np
 from .data import minibatches
 from .i18n import _
 from .layers import softmax_cross_entropy
+from .schedules import as_schedule
 from .validate import NonFiniteError, as_float_array
 
 PERCENTILES = (15, 50, 85)
@@ -88,27 +94,51 @@ class History:
     diverged: bool = False
     message: str = ""
     seconds: float = 0.0
+    lr: np.ndarray = None          # (steps,) the learning rate each step used
+    grad_norms: np.ndarray = None  # (R, weight layers) ‖∂L/∂W‖ per weight layer, input side first
 
     @property
     def final_test_acc(self):
         return float(self.test_acc[-1])
 
     def __repr__(self):
-        state = f"diverged at step {self.steps[-1] + 1 if len(self.steps) else 0}" if self.diverged else \
-            f"test accuracy {self.final_test_acc:.1%}"
-        return (f"History({self.config.get('model', '')}, {len(self.steps)} steps, "
-                f"{len(self.record_steps)} records, {state})")
+        if self.diverged:
+            state = _("diverged at step {step}").format(step=self.steps[-1] + 1 if len(self.steps) else 0)
+        else:
+            state = _("test accuracy {acc:.1%}").format(acc=self.final_test_acc)
+        return _("History({model}, {steps} steps, {records} records, {state})").format(
+            model=self.config.get("model", ""), steps=len(self.steps), records=len(self.record_steps), state=state)
+
+
+_QUANTILES = np.true_divide(PERCENTILES, 100)
+
+
+def _sorted_percentiles(ordered):
+    """np.percentile(x, PERCENTILES, axis=0) for x already sorted along axis 0: numpy's default
+    ("linear") method with numpy's own arithmetic, so the numbers are bit for bit the same, but
+    without numpy partitioning the data once more for every call."""
+    n = len(ordered)
+    virtual = (n - 1) * _QUANTILES
+    below = np.floor(virtual).astype(np.intp)
+    above = np.minimum(below + 1, n - 1)
+    gamma = (virtual - below).reshape((-1,) + (1,) * (ordered.ndim - 1))
+    a, b = ordered[below], ordered[above]
+    diff = b - a
+    return np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
 
 
 def _tensor_stats(values, value_range):
     """Statistics of one (N, units) or (N, C, H, W) tensor; returns a dict of per-record pieces.
-    For images a "unit" is a channel: its percentiles run over all N·H·W of its values."""
+    For images a "unit" is a channel: its percentiles run over all N·H·W of its values.
+    One sort of all values gives the pooled percentiles and the histogram (values outside
+    `value_range` count in the end bins, as np.histogram of the clipped values does)."""
     flat = values.reshape(-1)
     edges = np.linspace(*value_range, BINS + 1)
-    counts, _ = np.histogram(np.clip(flat, *value_range), bins=edges)
+    ordered = np.sort(flat)
+    counts = np.diff(np.searchsorted(ordered, edges[1:-1], side="left"), prepend=0, append=flat.size)
     per_unit = values if values.ndim == 2 else np.moveaxis(values, 1, -1).reshape(-1, values.shape[1])
-    return dict(percentiles=np.percentile(flat, PERCENTILES),
-                unit_percentiles=np.percentile(per_unit, PERCENTILES, axis=0).T,
+    return dict(percentiles=_sorted_percentiles(ordered),
+                unit_percentiles=_sorted_percentiles(np.sort(per_unit, axis=0)).T,
                 mean=flat.mean(), std=flat.std(), hist=counts / flat.size, bin_edges=edges)
 
 
@@ -191,9 +221,15 @@ def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, s
     """Train `model` with minibatch SGD on softmax cross-entropy; return a History.
 
     steps: parameter updates. batch_size: samples per step (shuffled each epoch, seeded).
+    lr: a number, or a schedule — any function of the step t = 0, 1, … that returns η_t, such as
+    bnlib.Warmup(0.5, steps=100); History.lr holds the rate of every step.
     record_every: steps between records (default: about 50 records per run; step 0 and the
     last step are always recorded). progress: "auto" prints one updating line for runs longer
     than 2 s, False never. eval_size: training images used for train accuracy at each record.
+    History.grad_norms[r, l] = ‖∂L/∂W_l‖ (the square root of the sum of squares of the gradient
+    of weight layer l, input side first) on the training batch of step record_steps[r] — for
+    the last record, on the batch that would come next, in batch-statistics mode (the model's
+    running averages and weights stay as trained).
     A run stops early with diverged=True when its loss becomes NaN/inf, or stays above ten times
     the loss of a uniform guess (10·ln K for K classes) for `patience` steps in a row (a run that
     spikes and recovers, as BN at a large learning rate can, keeps going).
@@ -205,11 +241,13 @@ def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, s
     x_train, y_train = np.asarray(data.x_train, dt), np.asarray(data.y_train)
     x_test, y_test = np.asarray(data.x_test, dt), np.asarray(data.y_test)
     batches = minibatches(len(x_train), batch_size, seed)
-    opt = SGD(model.parameters(), model.gradients(), lr, momentum)
+    schedule = as_schedule(lr)
+    opt = SGD(model.parameters(), model.gradients(), _rate(schedule, 0), momentum)
+    weights = [layer for layer in model.layers if hasattr(layer, "dW")]
     record_every = record_every or max(1, steps // 50)
     recorder = _Recorder(model, x_test[:probe_size])
     x_eval, y_eval = x_train[:eval_size], y_train[:eval_size]
-    losses, rec_steps, train_acc, test_acc = [], [], [], []
+    losses, rec_steps, train_acc, test_acc, rates, grad_norms = [], [], [], [], [], []
     diverged, message = False, ""
     bar = _Progress(steps, progress == "auto" or progress is True, delay=0.0 if progress is True else 2.0)
 
@@ -240,13 +278,37 @@ def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, s
                 loss=loss, step=step, limit=blow_up, count=steps_above, guess=np.log(model.classes))
             break
         model.backward(dlogits)
+        if len(grad_norms) < len(rec_steps):          # this step was recorded: keep its gradient norms
+            grad_norms.append([np.linalg.norm(layer.dW) for layer in weights])
+        opt.lr = _rate(schedule, step)
         opt.step()
+        rates.append(opt.lr)
         losses.append(loss)
         bar.update(step + 1, loss)
     if not diverged:
         record(len(losses))
+        idx = next(batches)                           # the gradient the next step would take
+        try:
+            with model.batch_statistics(), np.errstate(over="ignore", invalid="ignore"):
+                model.backward(softmax_cross_entropy(model.forward(x_train[idx]), y_train[idx])[1])
+            grad_norms.append([np.linalg.norm(layer.dW) for layer in weights])
+        except NonFiniteError:
+            pass                                      # NaN norms, below
+    if len(grad_norms) < len(rec_steps):              # a run that stopped at a recorded step
+        grad_norms.append([np.nan] * len(weights))
     seconds = bar.close()
     config = dict(model=model.label(), steps=steps,
                   batch_size=batch_size, lr=lr, momentum=momentum, seed=seed)
     return History(np.arange(len(losses)), np.array(losses), np.array(rec_steps), np.array(train_acc),
-                   np.array(test_acc), recorder.layers(), config, diverged, message, seconds)
+                   np.array(test_acc), recorder.layers(), config, diverged, message, seconds,
+                   lr=np.array(rates), grad_norms=np.array(grad_norms, dtype=float).reshape(len(rec_steps), len(weights)))
+
+
+def _rate(schedule, step):
+    """η for this step, checked: a schedule that returns something else would fail deep inside SGD."""
+    rate = schedule(step)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(rate) or rate < 0:
+        raise ValueError(_("the learning-rate schedule gave {value!r} at step {step}; it must return a "
+                           "number ≥ 0 for every step").format(value=rate, step=step))
+    return rate

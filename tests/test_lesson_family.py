@@ -200,3 +200,40 @@ def test_exercise_3_renorm_hints():
     for wrong, hint in cases:
         with pytest.raises(NotYet, match=hint):
             family.check_renorm(wrong)
+
+
+# ---------------------------------------------------------------- Japanese
+def _draws_every_glyph(fig):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")               # "Glyph … missing from font" is a UserWarning
+        fig.canvas.draw()
+
+
+def test_figures_summaries_tables_and_hints_in_japanese(small_sweep, capsys):
+    bnlib.set_language("ja")
+    try:
+        d = family.axes_dashboard()
+        s = d.set(norm="group", groups=3)
+        assert s.startswith("グループ正規化（G = 3 グループ、各 2 チャネル）: 統計量 1 つが") and "個" in s
+        assert d.controls["n"].description == "サンプル n" and d.fig.axes[0].get_ylabel() == "バッチ内のサンプル n"
+        _draws_every_glyph(d.fig)
+        capsys.readouterr()                           # what the dashboard printed
+        family.print_comparison(family.compare_with_bnlib())
+        table = capsys.readouterr().out.splitlines()
+        assert table[0].startswith("正規化") and table[1].startswith("バッチ正規化")
+        assert len({family._width(line) for line in table}) == 1            # columns line up with kana and kanji
+        family.print_sweep(small_sweep)
+        assert "バッチサイズ N" in capsys.readouterr().out
+        for fig in (family.batch_size_figure(small_sweep), family.renorm_figure(small_sweep), family.renorm_dashboard().fig):
+            _draws_every_glyph(fig)
+        assert "クリップ" in family.renorm_dashboard(draws=100).set(r_max=1.0)
+        with pytest.raises(NotYet, match="それはレイヤー正規化です"):
+            family.check_counts((6272, 16))
+        with pytest.raises(NotYet, match="d_max = 5 にクリップ"):
+            b, eps = family.RD_BATCH, 1e-5
+            family.check_renorm((np.sqrt(b.var() + eps) / np.sqrt(1 + eps), 6.0 / np.sqrt(1 + eps)))
+        assert family.name("layer") == "レイヤー正規化"
+    finally:
+        bnlib.set_language("en")
+    assert family.name("layer") == "LayerNorm"

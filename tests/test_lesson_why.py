@@ -186,3 +186,38 @@ def test_exercise_4_beta():
                         (1.5, "ratio of the"), (1.25, "take the maximum")]:
         with pytest.raises(NotYet, match=hint):
             why.check_beta(wrong)
+
+
+# ---------------------------------------------------------------- Japanese
+def _draws_every_glyph(fig):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")               # "Glyph … missing from font" is a UserWarning
+        fig.canvas.draw()
+
+
+def test_figures_summaries_and_hints_in_japanese(short_runs, short_land, capsys):
+    bnlib.set_language("ja")
+    try:
+        why.print_accuracies(short_runs, steps=(20, 60))
+        lines = capsys.readouterr().out.splitlines()
+        assert [line.strip().split(":")[0] for line in lines] == ["BN なし", "BN あり", "ノイズ入り BN"]
+        assert len({why._width(line.split(":")[0]) for line in lines}) == 1      # names right-aligned
+        assert "ステップ 20 で" in lines[0] and "、" in lines[0]
+        d = why.ics_dashboard(short_runs)
+        assert d.set(unit=3).startswith("層 3・ユニット 3 — ")
+        _draws_every_glyph(d.fig)
+        d = why.landscape_dashboard(short_land)
+        assert d.set(step=20).startswith("ステップ 20: 損失の幅 BN なし")
+        _draws_every_glyph(d.fig)
+        d = why.scale_dashboard()
+        assert "1/c = 0.500" in d.set(c=2.0) and "出力の変化の最大" in d.set(c=2.0)
+        for fig in (d.fig, why.change_figure(short_runs), why.landscape_figure(short_land),
+                    why.growth_figure(why.weight_growth(lrs=(0.1, 0.5), steps=30))):
+            _draws_every_glyph(fig)
+        with pytest.raises(NotYet, match="三平方の定理"):
+            why.check_step_length(2.4)
+        assert why.label("noisy") == "ノイズ入り BN"
+    finally:
+        bnlib.set_language("en")
+    assert why.label("noisy") == "noisy BN"

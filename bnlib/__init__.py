@@ -4,8 +4,10 @@
     conv.py      2-D convolution and max pooling: im2col and one matrix product
     layers.py    Linear, Conv2d, MaxPool2d, Flatten, activations, BatchNorm/LayerNorm/GroupNorm/
                  InstanceNorm layers, cross-entropy, folding
-    model.py     MLP with optional normalisation before or after the activation; a small CNN
+    model.py     MLP with optional normalisation before or after the activation and optional skip
+                 connections (residual blocks); a small CNN
     train.py     SGD, the training loop and per-layer distribution records
+    schedules.py learning-rate schedules: Constant, Warmup, StepDecay, Cosine (functions of the step)
     data.py      MNIST-5k and 8×8 digits (shipped), spirals and blobs, minibatches
     gradcheck.py numerical gradients and the relative error
     checks.py    exercise checks and self-checking claims for the notebooks
@@ -24,6 +26,7 @@ from .model import CNN, MLP
 from .norm import (batchnorm_backward, batchnorm_backward_graph, batchnorm_forward, groupnorm_backward,
                    groupnorm_forward, instancenorm_backward, instancenorm_forward, layernorm_backward,
                    layernorm_forward)
+from .schedules import Constant, Cosine, Schedule, StepDecay, Warmup
 from .train import SGD, History, train
 from .validate import NonFiniteError
 

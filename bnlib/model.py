@@ -2,6 +2,7 @@
 CNN: Conv 3×3 → [norm] → activation → max-pool 2, repeated, then Flatten and a Linear.
 
     MLP([784, 100, 100, 100, 10], activation="sigmoid", norm="batch")
+    MLP([784] + [64] * 12 + [10], activation="relu", norm="batch", init="he", skip=True)   # residual blocks
     CNN(channels=(1, 8, 16), norm="batch")
 
 norm_position="before" puts the normalisation between Linear and activation (the BN paper's
@@ -14,8 +15,8 @@ from contextlib import contextmanager
 import numpy as np
 
 from .i18n import _
-from .layers import (ACTIVATIONS, BatchNorm, BatchRenorm, Conv2d, Flatten, GroupNorm, InstanceNorm, LayerNorm,
-                     Linear, MaxPool2d)
+from .layers import (ACTIVATIONS, BatchNorm, BatchRenorm, Conv2d, Flatten, GroupNorm, InstanceNorm, Layer,
+                     LayerNorm, Linear, MaxPool2d)
 from .validate import as_float_array, check_choice, check_finite, check_ndim, check_size
 
 NORMS = (None, "batch", "layer", "group", "renorm")
@@ -115,6 +116,39 @@ class Network:
         return "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
 
 
+class SkipStart(Layer):
+    """Where a skip connection leaves the chain: passes u on unchanged and keeps it for its
+    SkipAdd. Backward: the gradient of u is the branch's plus the one that came along the skip."""
+
+    def forward(self, u):
+        self.u = u
+        return u
+
+    def backward(self, du):
+        return du + self.du_skip            # ∂L/∂u = (through f) + (along the identity)
+
+    def __repr__(self):
+        return "SkipStart(u)"
+
+
+class SkipAdd(Layer):
+    """Where the skip connection rejoins: u' = f(u) + u, with u kept by its SkipStart.
+    Backward: ∂L/∂u' flows on into f and, unchanged, along the skip (∂u'/∂u = 1 + ∂f/∂u)."""
+
+    def __init__(self, start):
+        self.start = start
+
+    def forward(self, f_u):
+        return f_u + self.start.u
+
+    def backward(self, du_out):
+        self.start.du_skip = du_out
+        return du_out
+
+    def __repr__(self):
+        return "SkipAdd(u + f(u))"
+
+
 class MLP(Network):
     """A multilayer perceptron whose hidden layers may be normalised.
 
@@ -124,17 +158,42 @@ class MLP(Network):
     Hidden layer l computes, with norm_position="before",
         z = Norm(h W + b),   h' = act(z)          ("pre-activation" z is what act receives)
     and with "after":  z = h W + b,  h' = Norm(act(z)).
+
+    skip=True adds skip connections (residual blocks). Write u for the output of a Linear
+    layer. Every hidden Linear after the first that keeps the width (the first changes it, and
+    the output layer is not hidden) becomes a block with the norm and activation before it:
+        u' = u + f(u),   f(u) = act(Norm(u)) W + b      (norm_position="before")
+                         f(u) = Norm(act(u)) W + b      (norm_position="after")
+    The layers and their order are those of skip=False (SkipStart/SkipAdd mark where u leaves
+    and rejoins), so skip=True against skip=False changes one thing only. Norm and activation
+    sit at the start of the branch f, the "full pre-activation" block of He, Zhang, Ren & Sun
+    (2016, "Identity Mappings in Deep Residual Networks", §4, Fig. 4(e)): nothing but the
+    addition lies on the path from u to u', so ∂u'/∂u = 1 + ∂f/∂u and the gradient reaches every
+    block directly. Inside f the BN paper's order (norm right before the activation) is kept.
+    Elsewhere the block works worse in their §4: an activation after the addition (the original
+    ResNet) sits on the identity path, and a ReLU at the end of f makes f ≥ 0, so u can only grow.
+    zero_init_residual=True starts every block as the identity: the last layer of each branch —
+    here its Linear — starts at W = 0, b = 0, so f(u) = 0 at step 0. (Goyal et al. 2017 set γ = 0
+    in the BN that ends each of their ResNet blocks. In this block the norm comes before a ReLU,
+    and γ = 0 there would give relu(0·x̂ + 0) = 0 with derivative 0: the branch would never learn.)
     """
 
     def __init__(self, sizes, activation="sigmoid", norm=None, norm_position="before",
-                 init="xavier", seed=0, groups=4, momentum=0.1, eps=1e-5, dtype=np.float32):
+                 init="xavier", seed=0, groups=4, momentum=0.1, eps=1e-5, dtype=np.float32,
+                 skip=False, zero_init_residual=False):
         if len(sizes) < 2 or any(not isinstance(s, (int, np.integer)) or s < 1 for s in sizes):
             raise ValueError(_("sizes must list at least two positive integers [inputs, ..., classes], got {value!r}")
                              .format(value=sizes))
         check_choice(activation, tuple(ACTIVATIONS), "activation")
         check_choice(norm, NORMS, "norm")
         check_choice(norm_position, POSITIONS, "norm_position")
+        check_choice(skip, (False, True), "skip")
+        check_choice(zero_init_residual, (False, True), "zero_init_residual")
+        if zero_init_residual and not skip:
+            raise ValueError(_("zero_init_residual=True starts each residual block as the identity, "
+                               "so it needs skip=True"))
         self.sizes, self.activation, self.norm, self.norm_position = list(sizes), activation, norm, norm_position
+        self.skip, self.zero_init_residual = skip, zero_init_residual
         self.init, self.seed, self.dtype = init, seed, np.dtype(dtype)
         seeds = np.random.SeedSequence(seed).generate_state(len(sizes) - 1)
         self.layers = []        # every layer, in order
@@ -149,6 +208,36 @@ class MLP(Network):
             block = [nrm, act] if norm_position == "before" else [act, nrm]
             self.layers += [layer for layer in block if layer is not None]
             self.hidden.append((linear, nrm, act))
+        if skip:
+            self._add_skips()
+
+    def _add_skips(self):
+        """Put a SkipStart after each Linear whose next Linear is a residual block, and a SkipAdd
+        after that block's Linear; with zero_init_residual, the block's Linear starts at 0."""
+        linears = [layer for layer in self.layers if isinstance(layer, Linear)]
+        blocks = {id(lin) for lin in linears[1:-1] if lin.fan_in == lin.fan_out}
+        if not blocks:
+            raise ValueError(_("skip=True needs hidden layers of equal width after the first, e.g. "
+                               "[784, 64, 64, 64, 10]; got sizes {sizes}").format(sizes=self.sizes))
+        after = dict(zip(map(id, linears), linears[1:]))     # each Linear → the Linear after it
+        layers, start = [], None
+        for layer in self.layers:
+            layers.append(layer)
+            if not isinstance(layer, Linear):
+                continue
+            if id(layer) in blocks:                    # the block's branch ends with this Linear
+                layers.append(SkipAdd(start))
+                if self.zero_init_residual:
+                    layer.W[...] = 0
+                    layer.b[...] = 0
+            if id(after.get(id(layer))) in blocks:     # the next Linear is a block: u leaves here
+                start = SkipStart()
+                layers.append(start)
+        self.layers = layers
+
+    def residual_blocks(self):
+        """How many residual blocks (skip connections) the network has."""
+        return sum(isinstance(layer, SkipAdd) for layer in self.layers)
 
     def _make_norm(self, features, groups, momentum, eps, dtype):
         if self.norm == "batch":
@@ -184,11 +273,14 @@ class MLP(Network):
 
     def label(self):
         """A one-line name, for History and tables."""
-        return f"MLP({self.sizes}, {self.activation}, norm={self.norm})"
+        return f"MLP({self.sizes}, {self.activation}, norm={self.norm}{', skip' if self.skip else ''})"
 
     def __repr__(self):
+        skip = ""
+        if self.skip:
+            skip = f", skip=True{', zero_init_residual=True' if self.zero_init_residual else ''}"
         return (f"MLP({self.sizes}, activation={self.activation!r}, norm={self.norm!r}, "
-                f"norm_position={self.norm_position!r}, init={self.init!r}, seed={self.seed}, "
+                f"norm_position={self.norm_position!r}, init={self.init!r}, seed={self.seed}{skip}, "
                 f"dtype={self.dtype.name}) — {self.num_parameters():,} parameters\n{self._layer_lines()}")
 
 

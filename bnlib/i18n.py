@@ -41,8 +41,9 @@ def get_language():
 def set_language(language):
     """Switch what bnlib shows to "en" (English) or "ja" (日本語).
 
-    Also sets matplotlib's font for figures made afterwards: a bundled Japanese font (IPAexGothic,
-    from the matplotlib-fontja package) for "ja", the font that was in use before for "en".
+    Also sets matplotlib's fonts for figures made afterwards: for "ja", the English font followed
+    by a bundled Japanese font (IPAexGothic, from the matplotlib-fontja package) for what the
+    English font lacks; for "en", the font that was in use before.
     """
     if language not in LANGUAGES:
         raise ValueError(f"unknown language {language!r}; choose one of {', '.join(map(repr, LANGUAGES))}")
@@ -61,8 +62,9 @@ def _set_font(language):
         from matplotlib import font_manager
         import matplotlib_fontja                     # on import it registers IPAexGothic with matplotlib
         name = font_manager.FontProperties(fname=matplotlib_fontja.get_font_ttf_path()).get_name()
-        # the Japanese font first for kana and kanji; DejaVu Sans supplies what it lacks (✓, …)
-        matplotlib.rcParams["font.family"] = [name, "DejaVu Sans"]
+        # the English font first, so Latin, Greek, digits and symbols look as in the English
+        # edition; matplotlib falls back glyph by glyph to the Japanese font for kana and kanji
+        matplotlib.rcParams["font.family"] = list(_state["font"]) + [name]
     elif _state["font"] is not None:
         matplotlib.rcParams["font.family"] = _state["font"]
         _state["font"] = None

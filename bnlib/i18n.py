@@ -12,6 +12,7 @@ from the .po files by `python scripts/update_catalog.py`. Three rules keep them 
   shown: `LABELS = {"bn": N_("with BN")}`, then `_(LABELS[kind])`.
 """
 import gettext
+import unicodedata
 from pathlib import Path
 
 import matplotlib
@@ -31,6 +32,18 @@ def _(message):
 def N_(message):
     """Mark text for the catalog without translating it yet (for module-level constants)."""
     return message
+
+
+def columns(text):
+    """How many columns `text` takes in monospaced output: a kana or kanji counts as two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def pad(text, width, align="<"):
+    """`text` padded with spaces to `width` columns, left ("<") or right (">") aligned, so that
+    printed tables line up in Japanese too (str.ljust would count a kanji as one column)."""
+    fill = " " * max(0, width - columns(text))
+    return text + fill if align == "<" else fill + text
 
 
 def get_language():

@@ -171,3 +171,9 @@ def test_every_translation_renders_without_missing_glyphs(catalog):
         warnings.simplefilter("error")
         fig.canvas.draw()
     plt.close(fig)
+
+
+def test_pad_counts_kana_and_kanji_as_two_columns():
+    assert bnlib.i18n.columns("BN あり") == 7
+    assert bnlib.i18n.pad("正解率", 8) == "正解率  " and bnlib.i18n.pad("abc", 5, ">") == "  abc"
+    assert bnlib.i18n.pad("長すぎる見出し", 4) == "長すぎる見出し"        # never cut

@@ -222,7 +222,7 @@ def test_figures_summaries_tables_and_hints_in_japanese(small_sweep, capsys):
         family.print_comparison(family.compare_with_bnlib())
         table = capsys.readouterr().out.splitlines()
         assert table[0].startswith("正規化") and table[1].startswith("バッチ正規化")
-        assert len({family._width(line) for line in table}) == 1            # columns line up with kana and kanji
+        assert len({bnlib.i18n.columns(line) for line in table}) == 1            # columns line up with kana and kanji
         family.print_sweep(small_sweep)
         assert "バッチサイズ N" in capsys.readouterr().out
         for fig in (family.batch_size_figure(small_sweep), family.renorm_figure(small_sweep), family.renorm_dashboard().fig):

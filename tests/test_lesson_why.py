@@ -202,7 +202,7 @@ def test_figures_summaries_and_hints_in_japanese(short_runs, short_land, capsys)
         why.print_accuracies(short_runs, steps=(20, 60))
         lines = capsys.readouterr().out.splitlines()
         assert [line.strip().split(":")[0] for line in lines] == ["BN なし", "BN あり", "ノイズ入り BN"]
-        assert len({why._width(line.split(":")[0]) for line in lines}) == 1      # names right-aligned
+        assert len({bnlib.i18n.columns(line.split(":")[0]) for line in lines}) == 1      # names right-aligned
         assert "ステップ 20 で" in lines[0] and "、" in lines[0]
         d = why.ics_dashboard(short_runs)
         assert d.set(unit=3).startswith("層 3・ユニット 3 — ")

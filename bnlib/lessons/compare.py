@@ -18,7 +18,6 @@ The two networks ("kinds") are the BN paper's MNIST network, 784-100-100-100-10 
 where μ_B and σ²_B are the mean and (biased) variance of u over the batch of N = 60 images.
 Everything is seeded: the same call gives the same numbers.
 """
-import unicodedata
 from dataclasses import fields, replace
 
 import ipywidgets as widgets
@@ -27,7 +26,7 @@ from matplotlib.lines import Line2D
 
 from .. import plots
 from ..checks import NotYet, check
-from ..i18n import N_, _
+from ..i18n import N_, _, pad
 from ..model import MLP
 from ..train import train
 from ..widgets import Dashboard
@@ -53,15 +52,6 @@ def label(kind):
     return _(LABELS[kind])
 
 
-def _width(text):
-    """Columns the text takes in a terminal: East Asian wide characters count twice."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-def _pad(text, width, right=False):
-    """`text` padded with spaces to `width` columns (on the left when right=True)."""
-    fill = " " * max(0, width - _width(text))
-    return fill + text if right else text + fill
 
 
 def network(kind, init="xavier", seed=0):
@@ -224,14 +214,14 @@ def sweep_table(grid):
     lrs = grid_lrs(grid)
     steps = grid[(lrs[0], "plain")].config["steps"]
     head = _("test accuracy after {steps} steps").format(steps=steps)
-    print(_pad(head, 30) + "".join(_pad(label(k), 22, right=True) for k in KINDS))
+    print(pad(head, 30) + "".join(pad(label(k), 22, ">") for k in KINDS))
     for lr in lrs:
         cells = []
         for kind in KINDS:
             h = grid[(lr, kind)]
             acc = "—" if h.diverged else f"{h.final_test_acc:.1%}"
-            cells.append(_pad(acc, 9, right=True) + " " + _pad(_(OUTCOMES[outcome(h)]), 12, right=True))
-        print(_pad(_("learning rate {lr:g}").format(lr=lr), 30) + "".join(cells))
+            cells.append(pad(acc, 9, ">") + " " + pad(_(OUTCOMES[outcome(h)]), 12, ">"))
+        print(pad(_("learning rate {lr:g}").format(lr=lr), 30) + "".join(cells))
 
 
 def first_loss_peak(history, steps=10):

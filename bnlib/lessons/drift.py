@@ -12,7 +12,6 @@ input distributions move while it trains ("internal covariate shift", Ioffe & Sz
 Notation: x is a score (or a pre-activation), N how many there are (the batch size),
     μ = (1/N) Σ xᵢ,   σ = √( (1/N) Σ (xᵢ − μ)² ),   z = (x − μ) / σ.
 """
-import unicodedata
 from functools import lru_cache
 
 import ipywidgets as widgets
@@ -21,7 +20,7 @@ import numpy as np
 from .. import plots
 from ..checks import check
 from ..data import load_mnist5k
-from ..i18n import _
+from ..i18n import _, pad
 from ..model import MLP
 from ..train import train
 from ..widgets import Dashboard
@@ -36,11 +35,6 @@ def scale_name(points):
     """The scale's name for labels and printed lines: "out of 10,000"."""
     return _("out of {points:,g}").format(points=points)
 
-
-def _ljust(text, width):
-    """`text` padded to `width` columns, a kana or kanji counting as two (as monospaced output shows it)."""
-    columns = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-    return text + " " * max(0, width - columns)
 
 
 def _hidden_layer(number):
@@ -130,15 +124,15 @@ def layer_table(history, steps=None):
     unit's 15th–85th percentile width)."""
     steps = GRID_STEPS if steps is None else steps
     rows = [record_index(history, s) for s in steps]
-    print(_ljust(_("step"), 16) + "".join(f"{int(history.record_steps[r]):>14}" for r in rows))
+    print(pad(_("step"), 16) + "".join(f"{int(history.record_steps[r]):>14}" for r in rows))
     print(_("all units mixed: mean μ ± standard deviation σ of z"))
     for i, layer in enumerate(history.layers):
         cells = "".join(f"{layer.pre.mean[r]:>+7.2f} ±{layer.pre.std[r]:>5.2f}" for r in rows)
-        print(_ljust(_hidden_layer(i + 1), 16) + cells)
+        print(pad(_hidden_layer(i + 1), 16) + cells)
     print(_("one unit at a time: median over the units of each unit's 15th–85th percentile width"))
     for i, layer in enumerate(history.layers):
         widths = np.median(unit_widths(layer.pre), axis=1)
-        print(_ljust(_hidden_layer(i + 1), 16) + "".join(f"{widths[r]:>14.2f}" for r in rows))
+        print(pad(_hidden_layer(i + 1), 16) + "".join(f"{widths[r]:>14.2f}" for r in rows))
 
 
 def _stairs(ax, stats, record, fill=True, **kwargs):

@@ -21,7 +21,6 @@ and the members differ only in which values form a set S:
     InstanceNorm  one set per sample n and channel c:    all h, w       (H·W values)
     GroupNorm     one set per sample n and group g of C/G channels      ((C/G)·H·W values)
 """
-import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -33,7 +32,7 @@ from .. import norm as _norm
 from .. import plots
 from ..checks import NotYet, check
 from ..data import load_mnist5k, minibatches
-from ..i18n import _, N_
+from ..i18n import _, N_, columns, pad
 from ..layers import softmax_cross_entropy
 from ..model import MLP
 from ..train import SGD
@@ -57,15 +56,6 @@ def name(kind):
     return _(NAMES[kind])
 
 
-def _width(text):
-    """Columns `text` takes in a monospaced font: kana and kanji take two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-def _pad(text, width, align="<"):
-    """`text` padded with spaces to `width` columns (left- or right-aligned), for printed tables."""
-    fill = " " * max(0, width - _width(text))
-    return text + fill if align == "<" else fill + text
 
 
 # ---------------------------------------------------------------- which values share a statistic
@@ -196,12 +186,12 @@ def compare_with_bnlib(x=None, eps=1e-5):
 def print_comparison(rows):
     """The table of `compare_with_bnlib`: one row per norm, columns aligned in either language."""
     head = [_("norm"), _("values per statistic"), _("statistics"), _("max |bnlib − by hand|")]
-    first = max(_width(t) for t in [head[0], *rows]) + 2
-    widths = [max(_width(h) + 2, 10) for h in head[1:]]
-    print(_pad(head[0], first) + "".join(_pad(h, w, ">") for h, w in zip(head[1:], widths)))
+    first = max(columns(t) for t in [head[0], *rows]) + 2
+    widths = [max(columns(h) + 2, 10) for h in head[1:]]
+    print(pad(head[0], first) + "".join(pad(h, w, ">") for h, w in zip(head[1:], widths)))
     for label, r in rows.items():
         cells = (str(r["per_stat"]), str(r["stats"]), f"{r['diff']:.1e}")
-        print(_pad(label, first) + "".join(_pad(v, w, ">") for v, w in zip(cells, widths)))
+        print(pad(label, first) + "".join(pad(v, w, ">") for v, w in zip(cells, widths)))
 
 
 def _picture_rgb(kind, n, c, shape, groups):
@@ -377,9 +367,9 @@ def print_sweep(result):
     rows = [(_("batch size N"), [f"{b}" for b in result.sizes]), (_("steps"), [f"{s}" for s in result.steps]),
             (_("lr"), [f"{lr:.3g}" for lr in result.lrs])]
     rows += [(name(kind), [f"{a:.1%}" for a in accs]) for kind, accs in result.eval_acc.items()]
-    first = max(_width(label) for label, _values in rows) + 2
+    first = max(columns(label) for label, _values in rows) + 2
     for label, values in rows:
-        print(_pad(label, first) + "".join(_pad(v, 8, ">") for v in values))
+        print(pad(label, first) + "".join(pad(v, 8, ">") for v in values))
     print(_("(test accuracy after training, on the first {n} test images; BatchNorm in eval mode, with its "
             "running averages)").format(n=result.config["test_images"]))
 

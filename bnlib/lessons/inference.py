@@ -22,7 +22,6 @@ Notation (the notebook's), per feature of one BN layer:
 """
 import copy
 import time
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -31,7 +30,7 @@ import numpy as np
 
 from ..checks import check
 from ..data import load_mnist5k, minibatches
-from ..i18n import _, N_
+from ..i18n import _, N_, pad
 from ..layers import BatchNorm, Linear, fold_batchnorm
 from ..model import MLP
 from ..plots import COLORS, CYCLE, new_figure
@@ -41,11 +40,6 @@ from ..widgets import Dashboard
 SIZES = [784, 100, 100, 100, 10]
 BATCH_SIZE = 60
 
-
-def _ljust(text, width):
-    """`text` padded to `width` columns, a kana or kanji counting as two (as monospaced output shows it)."""
-    columns = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-    return text + " " * max(0, width - columns)
 
 
 def softmax(logits):
@@ -213,7 +207,7 @@ def sorted_vs_shuffled(model, data, batch_size=100):
 def print_accuracies(acc):
     """One line per (mode, order) of sorted_vs_shuffled: its name and its test accuracy."""
     for key, a in acc.items():
-        print(f"{_ljust(_(ORDER_LABELS[key]), 38)} {a:.1%}")
+        print(f"{pad(_(ORDER_LABELS[key]), 38)} {a:.1%}")
 
 
 # --------------------------------------------------------------------------- batch statistics over time
@@ -456,7 +450,7 @@ def momentum_table():
     """Print each library's update rule, its default momentum and that default as α."""
     for key, (_name, rule, default, _side) in CONVENTIONS.items():
         alpha = weight_on_new(default, key)
-        print(f"{_ljust(library_name(key), 26)} {rule:<52} "
+        print(f"{pad(library_name(key), 26)} {rule:<52} "
               + _("default {default:<5g} → α = {alpha:g}").format(default=default, alpha=alpha))
 
 
@@ -469,7 +463,7 @@ def momentum_calculator(momentum, convention="pytorch"):
     print(_("{library} momentum {momentum:g}: the new batch gets weight α = {alpha:.4g}")
           .format(library=library_name(convention), momentum=momentum, alpha=alpha))
     for c, value in out.items():
-        print(f"   {_ljust(library_name(c), 26)} momentum={value:.4g}")
+        print(f"   {pad(library_name(c), 26)} momentum={value:.4g}")
     if 0 < alpha < 1:
         print("   " + _("memory ≈ 1/α = {memory:.4g} batches; half-life = ln 2 / (−ln(1 − α)) = {half:.4g} batches")
               .format(memory=1 / alpha, half=np.log(2) / -np.log(1 - alpha)))

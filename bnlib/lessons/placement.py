@@ -15,7 +15,6 @@ A sigmoid unit is saturated where σ(z) < 0.05 or σ(z) > 0.95 (|z| > ln 19 ≈ 
 unit is dead on a data set if it outputs 0 for every image in it.
 """
 import copy
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,7 +23,7 @@ import numpy as np
 
 from ..checks import check
 from ..data import load_mnist5k
-from ..i18n import _, N_
+from ..i18n import _, N_, pad
 from ..layers import BatchNorm, Linear
 from ..model import MLP
 from ..plots import COLORS, CYCLE, new_figure
@@ -51,17 +50,7 @@ def activation_label(activation):
     return _(ACTIVATION_LABELS[activation])
 
 
-def _columns(text):
-    """Columns `text` takes in monospaced output, a kana or kanji counting as two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
-
-def _ljust(text, width):
-    return text + " " * max(0, width - _columns(text))
-
-
-def _rjust(text, width):
-    return " " * max(0, width - _columns(text)) + text
 
 
 @dataclass
@@ -141,7 +130,7 @@ def layer_table(runs, data):
     """Print per run: final test accuracy (mean of the last 3 records), and per hidden layer the
     standard deviation of z and the fraction of saturated sigmoid values / dead ReLU units, all
     measured at the end of training on the whole test set in eval mode (running averages)."""
-    print(_ljust(_("run"), 44) + _rjust(_("test acc."), 10) + "   " + _ljust(_("std of z (layers 1, 2, 3)"), 26)
+    print(pad(_("run"), 44) + pad(_("test acc."), 10, ">") + "   " + pad(_("std of z (layers 1, 2, 3)"), 26)
           + " " + _("saturated / dead units"))
     for (act, pos), run in runs.items():
         std = ", ".join(f"{z.std():.2f}" for z in activations(run.model, data.x_test)[0])
@@ -151,7 +140,7 @@ def layer_table(runs, data):
         else:
             tail = _("dead units {values}").format(
                 values=", ".join(f"{s:.0%}" for s in dead_fraction(run.model, data.x_test)))
-        print(f"{_ljust(run.label, 44)}{final_accuracy(run):>10.1%}   {std:<26} {tail}")
+        print(f"{pad(run.label, 44)}{final_accuracy(run):>10.1%}   {std:<26} {tail}")
 
 
 def pre_std(run, record=-1):

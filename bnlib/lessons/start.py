@@ -10,7 +10,6 @@ The kernel cannot see the browser, so whether widgets *render* is something the 
 the slider check answers in its label only after a round trip browser → Python → browser.
 """
 import sys
-import unicodedata
 from importlib import metadata
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from .. import plots
 from ..checks import check
-from ..i18n import N_, _
+from ..i18n import N_, _, pad
 from ..widgets import Dashboard
 
 MIN_PYTHON = (3, 11)
@@ -42,15 +41,9 @@ def _version_tuple(text):
     return tuple(parts)
 
 
-def _ljust(text, width):
-    """`text` padded with spaces to `width` columns, counting a kana or kanji as two columns (as a
-    monospaced font shows them), so that the report's columns line up in Japanese too."""
-    columns = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-    return text + " " * max(0, width - columns)
-
 
 def _row(name, shown, note):
-    print(f"{_ljust(name, 11)} {_ljust(shown, 9)} {note}")
+    print(f"{pad(name, 11)} {pad(shown, 9)} {note}")
 
 
 def pinned_versions(path=REQUIREMENTS):

@@ -13,7 +13,6 @@
 Notation. θ: all parameters of a network, L(θ): the loss on a fixed batch, g = ∇L(θ) its gradient,
 η: a step size. W: the weights of one Linear layer, ‖W‖ = √(sum of the squares of its entries).
 """
-import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -25,7 +24,7 @@ import numpy as np
 from .. import plots
 from ..checks import check
 from ..data import load_mnist5k, minibatches
-from ..i18n import _, N_
+from ..i18n import _, N_, columns
 from ..layers import BatchNorm, Layer, Linear, ReLU, softmax_cross_entropy
 from ..model import MLP
 from ..train import SGD, train
@@ -47,10 +46,6 @@ def _join(items):
     """Items of a list in a sentence: "a, b, c" in English, 「a、b、c」 in Japanese."""
     return _(", ").join(items)
 
-
-def _width(text):
-    """Columns `text` takes in a monospaced font: kana and kanji take two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 # ---------------------------------------------------------------- 1. noisy BN (Santurkar et al. 2018, §2.1)
@@ -136,10 +131,10 @@ def accuracy_at(history, step):
 
 def print_accuracies(runs, steps=(120, 200, 400)):
     """One line per network: its test accuracy at each of `steps` (names right-aligned)."""
-    width = max(_width(label(kind)) for kind in runs)
+    width = max(columns(label(kind)) for kind in runs)
     for kind, h in runs.items():
         at = _join(_("{acc:.0%} at step {step}").format(acc=accuracy_at(h, s), step=s) for s in steps)
-        print(" " * (width - _width(label(kind))) + _("{name}: test accuracy {values}").format(name=label(kind), values=at))
+        print(" " * (width - columns(label(kind))) + _("{name}: test accuracy {values}").format(name=label(kind), values=at))
 
 
 def ics_dashboard(runs, layer=3, unit=0):

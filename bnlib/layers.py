@@ -1,5 +1,5 @@
-"""Layer objects: Linear, Conv2d, MaxPool2d, Flatten, activations, BatchNorm/LayerNorm/GroupNorm/
-InstanceNorm, softmax cross-entropy.
+"""Layer objects: Linear, Conv2d, MaxPool2d, Flatten, activations, BatchNorm/GhostBatchNorm/LayerNorm/
+GroupNorm/InstanceNorm, softmax cross-entropy.
 
 Every layer has the same few members:
     forward(x) -> y          remembers what backward needs
@@ -302,6 +302,13 @@ class BatchNorm(Affine):
                 (the running variance takes the unbiased σ²_B · m/(m − 1), as in PyTorch).
     Evaluation: y = γ (x − running_mean)/√(running_var + ε) + β   — no batch statistics at all.
     momentum=None keeps a cumulative average of all batches seen (PyTorch's convention).
+
+    frozen = True freezes the statistics while the layer trains: training mode then normalises
+    with the running estimates too, as evaluation does, and leaves them unchanged; γ and β still
+    learn. Backward is that of a fixed affine map per feature (PyTorch: bn.eval() inside a model
+    in training mode; Keras: bn.trainable = False, which also freezes γ and β):
+        x̂ = (x − running_mean)/√(running_var + ε),   dγ = Σ dy·x̂,   dβ = Σ dy,
+        dx = dy · γ/√(running_var + ε)
     """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float32):
@@ -312,6 +319,13 @@ class BatchNorm(Affine):
         self.running_var = np.ones(num_features, dtype=dtype)
         self.num_batches_tracked = 0
         self.track_running_stats = True   # False: normalise with batch stats but leave running ones
+        self.frozen = False               # True: running stats in training mode too, never updated
+
+    def reset_running_stats(self):
+        """Back to the start: running_mean 0, running_var 1, no batches counted (PyTorch's name)."""
+        self.running_mean[...] = 0
+        self.running_var[...] = 1
+        self.num_batches_tracked = 0
 
     def forward(self, x):
         x = as_float_array(x)
@@ -321,18 +335,26 @@ class BatchNorm(Affine):
                                "shape {shape}; check the layer sizes")
                              .format(layer=repr(self), features=self.num_features, shape=x.shape))
         check_dtype(x, self, self.gamma.dtype)
-        axes = (0,) + tuple(range(2, x.ndim))
-        if self.training:
-            norm.check_batch_size(x, axes)
-            y, self.cache = norm.normalize_forward(x, self.gamma, self.beta, axes, axes, self.eps)
-            check_finite(self.cache.var, "x (its batch variance)")   # NaN/inf anywhere in x shows here, cheaply
-            if self.track_running_stats:
-                self._update_running(x)
-            return y
+        if self.training and not self.frozen:
+            return self._forward_batch(x)
         check_finite(x)
         bshape = (1, -1) + (1,) * (x.ndim - 2)
+        if self.training:                         # frozen statistics: keep x̂ and 1/σ for backward
+            inv_std = (1.0 / np.sqrt(self.running_var + self.eps)).reshape(bshape)
+            self.cache = (x - self.running_mean.reshape(bshape)) * inv_std, inv_std
+            return self.gamma.reshape(bshape) * self.cache[0] + self.beta.reshape(bshape)
         scale = self.gamma / np.sqrt(self.running_var + self.eps)
         return (x - self.running_mean.reshape(bshape)) * scale.reshape(bshape) + self.beta.reshape(bshape)
+
+    def _forward_batch(self, x):
+        """Training mode: normalise with this batch's statistics and update the running ones."""
+        axes = (0,) + tuple(range(2, x.ndim))
+        norm.check_batch_size(x, axes)
+        y, self.cache = norm.normalize_forward(x, self.gamma, self.beta, axes, axes, self.eps)
+        check_finite(self.cache.var, "x (its batch variance)")   # NaN/inf anywhere in x shows here, cheaply
+        if self.track_running_stats:
+            self._update_running(x)
+        return y
 
     def _update_running(self, x):
         m = x.size // x.shape[1]                  # values per feature in this batch
@@ -349,12 +371,88 @@ class BatchNorm(Affine):
     def backward(self, dy):
         if not self.training:
             raise RuntimeError(_("BatchNorm.backward after an eval-mode forward: call .train() first"))
+        if self.frozen:
+            return self._backward_frozen(dy)
         dx, self.dgamma[...], self.dbeta[...] = norm.batchnorm_backward(dy, self.cache)
+        return dx
+
+    def _backward_frozen(self, dy):
+        """Backward of y = γ x̂ + β with x̂ = (x − running_mean)/√(running_var + ε): a fixed affine map."""
+        x_hat, inv_std = self.cache
+        check_grad_shape(dy, x_hat.shape)
+        axes = (0,) + tuple(range(2, dy.ndim))
+        self.dgamma[...] = np.sum(dy * x_hat, axis=axes)
+        self.dbeta[...] = dy.sum(axis=axes)
+        return dy * (self.gamma.reshape(inv_std.shape) * inv_std)
+
+    def __repr__(self):
+        mode = "train" if self.training else "eval"
+        frozen = ", frozen statistics" if self.frozen else ""
+        return f"BatchNorm({self.num_features}, eps={self.eps:g}, momentum={self.momentum}, mode={mode}{frozen})"
+
+
+class GhostBatchNorm(BatchNorm):
+    """Batch norm over parts of the batch ("ghost batches", Hoffer et al. 2017, Algorithm 1): in
+    training mode the N samples are cut into N/n consecutive groups of n = virtual_batch_size, and
+    each group is normalised with its own μ and σ² — what per-device BN does on each of N/n
+    devices (the batch sharded in order, as a distributed data-parallel run splits it). γ, β and
+    the running statistics are shared. x: (N, D) or (N, C, ...), N a multiple of n; internally x
+    is viewed as (N/n, n, D), one normalisation per group g:
+
+        μ_g = (1/n) Σ_{i in g} x_i,   σ²_g = (1/n) Σ_{i in g} (x_i − μ_g)²,   y = γ (x − μ_g)/√(σ²_g + ε) + β
+
+    The running statistics take one update per batch, with the mean over the groups of μ_g and of
+    the unbiased σ²_g · m/(m − 1) (m values per feature in a group), as Keras's
+    BatchNormalization(virtual_batch_size=n) does; Hoffer et al. update once per group instead.
+    virtual_batch_size = N is BatchNorm. Evaluation and frozen statistics are BatchNorm's.
+    """
+
+    def __init__(self, num_features, virtual_batch_size, eps=1e-5, momentum=0.1, dtype=np.float32):
+        super().__init__(num_features, eps=eps, momentum=momentum, dtype=dtype)
+        check_size(virtual_batch_size, "virtual_batch_size")
+        self.virtual_batch_size = virtual_batch_size
+
+    def _forward_batch(self, x):
+        N, n = x.shape[0], self.virtual_batch_size
+        if N % n:
+            raise ValueError(_("{layer} splits each batch into groups of {size}, but this batch has {n} samples; "
+                               "use a batch size that is a multiple of {size}")
+                             .format(layer=repr(self), size=n, n=N))
+        group_shape = (N // n, n) + x.shape[1:]
+        axes = (1,) + tuple(range(3, len(group_shape)))            # within a group: its samples (and H, W)
+        norm.check_batch_size(x.reshape(group_shape)[0], tuple(a - 1 for a in axes))
+        param_axes = (0,) + tuple(range(2, x.ndim))
+        y, self.cache = norm.normalize_forward(x, self.gamma, self.beta, axes, param_axes, self.eps, group_shape)
+        check_finite(self.cache.var, "x (its batch variance)")
+        if self.track_running_stats:
+            self._update_running(x)
+        return y
+
+    def _update_running(self, x):
+        c = self.cache                                              # mean, var: (groups, 1, C, 1, ...)
+        m = x.size // x.shape[1] // c.mean.shape[0]                 # values per feature in one group
+        batch_mean = c.mean.reshape(c.mean.shape[0], -1).mean(axis=0)
+        batch_var = c.var.reshape(c.var.shape[0], -1).mean(axis=0)
+        self.num_batches_tracked += 1
+        w = 1.0 / self.num_batches_tracked if self.momentum is None else self.momentum
+        self.running_mean *= 1 - w
+        self.running_mean += w * batch_mean
+        self.running_var *= 1 - w
+        self.running_var += (w * m / (m - 1)) * batch_var       # unbiased within each group
+
+    def backward(self, dy):
+        if not self.training:
+            raise RuntimeError(_("BatchNorm.backward after an eval-mode forward: call .train() first"))
+        if self.frozen:
+            return self._backward_frozen(dy)
+        dx, self.dgamma[...], self.dbeta[...] = norm.normalize_backward(dy, self.cache)
         return dx
 
     def __repr__(self):
         mode = "train" if self.training else "eval"
-        return f"BatchNorm({self.num_features}, eps={self.eps:g}, momentum={self.momentum}, mode={mode})"
+        frozen = ", frozen statistics" if self.frozen else ""
+        return (f"GhostBatchNorm({self.num_features}, virtual_batch_size={self.virtual_batch_size}, "
+                f"eps={self.eps:g}, momentum={self.momentum}, mode={mode}{frozen})")
 
 
 class BatchRenorm(BatchNorm):
@@ -380,7 +478,7 @@ class BatchRenorm(BatchNorm):
         return 1.0 + t * (self.r_max - 1.0), t * self.d_max
 
     def forward(self, x):
-        if not self.training:
+        if not self.training or self.frozen:
             return super().forward(x)
         x = self._check_input(x, self.num_features, self.gamma.dtype)
         norm.check_batch_size(x, (0,))
@@ -400,6 +498,8 @@ class BatchRenorm(BatchNorm):
     def backward(self, dy):
         if not self.training:
             raise RuntimeError(_("BatchNorm.backward after an eval-mode forward: call .train() first"))
+        if self.frozen:
+            return self._backward_frozen(dy)
         dx, sum_dy_xhat_b, sum_dy = norm.batchnorm_backward(dy, self.cache)
         self.dgamma[...] = self.r * sum_dy_xhat_b + self.d * sum_dy     # ∂y/∂γ = r·x̂_B + d
         self.dbeta[...] = sum_dy

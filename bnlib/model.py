@@ -15,11 +15,11 @@ from contextlib import contextmanager
 import numpy as np
 
 from .i18n import _
-from .layers import (ACTIVATIONS, BatchNorm, BatchRenorm, Conv2d, Flatten, GroupNorm, InstanceNorm, Layer,
-                     LayerNorm, Linear, MaxPool2d)
+from .layers import (ACTIVATIONS, BatchNorm, BatchRenorm, Conv2d, Flatten, GhostBatchNorm, GroupNorm, InstanceNorm,
+                     Layer, LayerNorm, Linear, MaxPool2d)
 from .validate import as_float_array, check_choice, check_finite, check_ndim, check_size
 
-NORMS = (None, "batch", "layer", "group", "renorm")
+NORMS = (None, "batch", "layer", "group", "renorm", "ghost")
 CNN_NORMS = (None, "batch", "layer", "group", "instance")
 POSITIONS = ("before", "after")
 
@@ -104,6 +104,23 @@ class Network:
             for bn, track in zip(bns, tracking):
                 bn.track_running_stats = track
 
+    @contextmanager
+    def frozen_statistics(self):
+        """`with model.frozen_statistics(): bnlib.train(model, ...)` trains the weights, γ and β
+        while every batch norm layer normalises with its running averages and leaves them as they
+        are (BatchNorm.frozen). PyTorch: call bn.eval() on each BN layer after every model.train();
+        Keras: bn.trainable = False, which runs BN in inference mode and also freezes γ and β.
+        Each layer's frozen flag is restored afterwards."""
+        bns = [layer for layer in self.layers if isinstance(layer, BatchNorm)]
+        frozen = [bn.frozen for bn in bns]
+        for bn in bns:
+            bn.frozen = True
+        try:
+            yield self
+        finally:
+            for bn, was in zip(bns, frozen):
+                bn.frozen = was
+
     def predict(self, x):
         """Class predictions in eval mode (the mode the model was in is restored)."""
         with self.evaluation():
@@ -153,8 +170,9 @@ class MLP(Network):
     """A multilayer perceptron whose hidden layers may be normalised.
 
     sizes: [inputs, hidden..., classes]. activation: "sigmoid", "tanh" or "relu".
-    norm: None, "batch", "layer", "group" (with `groups`) or "renorm" (batch renormalisation).
-    init: see `Linear`.
+    norm: None, "batch", "layer", "group" (with `groups`), "renorm" (batch renormalisation) or
+    "ghost" (GhostBatchNorm: batch norm over groups of `virtual_batch_size` samples, as per-device
+    BN on several devices does). init: see `Linear`.
     Hidden layer l computes, with norm_position="before",
         z = Norm(h W + b),   h' = act(z)          ("pre-activation" z is what act receives)
     and with "after":  z = h W + b,  h' = Norm(act(z)).
@@ -180,7 +198,7 @@ class MLP(Network):
 
     def __init__(self, sizes, activation="sigmoid", norm=None, norm_position="before",
                  init="xavier", seed=0, groups=4, momentum=0.1, eps=1e-5, dtype=np.float32,
-                 skip=False, zero_init_residual=False):
+                 skip=False, zero_init_residual=False, virtual_batch_size=None):
         if len(sizes) < 2 or any(not isinstance(s, (int, np.integer)) or s < 1 for s in sizes):
             raise ValueError(_("sizes must list at least two positive integers [inputs, ..., classes], got {value!r}")
                              .format(value=sizes))
@@ -192,6 +210,11 @@ class MLP(Network):
         if zero_init_residual and not skip:
             raise ValueError(_("zero_init_residual=True starts each residual block as the identity, "
                                "so it needs skip=True"))
+        if (norm == "ghost") != (virtual_batch_size is not None):
+            raise ValueError(_("norm=\"ghost\" and virtual_batch_size go together: norm=\"ghost\", "
+                               "virtual_batch_size=n normalises groups of n samples; got norm={norm!r}, "
+                               "virtual_batch_size={size!r}").format(norm=norm, size=virtual_batch_size))
+        self.virtual_batch_size = virtual_batch_size
         self.sizes, self.activation, self.norm, self.norm_position = list(sizes), activation, norm, norm_position
         self.skip, self.zero_init_residual = skip, zero_init_residual
         self.init, self.seed, self.dtype = init, seed, np.dtype(dtype)
@@ -244,6 +267,8 @@ class MLP(Network):
             return BatchNorm(features, eps=eps, momentum=momentum, dtype=dtype)
         if self.norm == "renorm":
             return BatchRenorm(features, eps=eps, momentum=momentum, dtype=dtype)
+        if self.norm == "ghost":
+            return GhostBatchNorm(features, self.virtual_batch_size, eps=eps, momentum=momentum, dtype=dtype)
         if self.norm == "layer":
             return LayerNorm(features, eps=eps, dtype=dtype)
         if self.norm == "group":
@@ -273,13 +298,15 @@ class MLP(Network):
 
     def label(self):
         """A one-line name, for History and tables."""
-        return f"MLP({self.sizes}, {self.activation}, norm={self.norm}{', skip' if self.skip else ''})"
+        ghost = f" of {self.virtual_batch_size}" if self.norm == "ghost" else ""
+        return f"MLP({self.sizes}, {self.activation}, norm={self.norm}{ghost}{', skip' if self.skip else ''})"
 
     def __repr__(self):
         skip = ""
         if self.skip:
             skip = f", skip=True{', zero_init_residual=True' if self.zero_init_residual else ''}"
-        return (f"MLP({self.sizes}, activation={self.activation!r}, norm={self.norm!r}, "
+        ghost = f", virtual_batch_size={self.virtual_batch_size}" if self.norm == "ghost" else ""
+        return (f"MLP({self.sizes}, activation={self.activation!r}, norm={self.norm!r}{ghost}, "
                 f"norm_position={self.norm_position!r}, init={self.init!r}, seed={self.seed}{skip}, "
                 f"dtype={self.dtype.name}) — {self.num_parameters():,} parameters\n{self._layer_lines()}")
 
@@ -375,9 +402,10 @@ class CNN(Network):
         check_finite(x)
         return self._run(x.astype(self.dtype, copy=False), keep)
 
-    def predict(self, x, chunk=500):
+    def predict(self, x, chunk=100):
         """Class predictions in eval mode, `chunk` images at a time (which bounds the memory the
-        convolutions take; in eval mode each image is computed on its own, so chunks change nothing)."""
+        convolutions take: about 20 MB per 100 images of 28×28; in eval mode each image is computed
+        on its own, so chunks change nothing)."""
         with self.evaluation():
             return np.concatenate([self.forward(part).argmax(axis=1)
                                    for part in np.split(x, range(chunk, len(x), chunk))])

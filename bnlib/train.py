@@ -39,23 +39,36 @@ BINS = 64
 
 
 class SGD:
-    """Stochastic gradient descent with optional momentum (PyTorch's form):
+    """Stochastic gradient descent with optional momentum and weight decay (PyTorch's form):
+        g ← g + λ · p          (weight decay λ: the gradient of (λ/2)‖p‖², only where `decay` says)
         v ← momentum · v + g,    p ← p − lr · v
+    decay: one True/False per parameter (default: every parameter, as torch.optim.SGD does for
+    its parameter group); `train` decays only the weight matrices, see there.
     """
 
-    def __init__(self, params, grads, lr, momentum=0.0):
+    def __init__(self, params, grads, lr, momentum=0.0, weight_decay=0.0, decay=None):
         if not lr > 0:
             raise ValueError(_("lr must be positive, got {value!r}").format(value=lr))
         if not 0 <= momentum < 1:
             raise ValueError(_("SGD momentum must be in [0, 1), got {value!r}").format(value=momentum))
+        if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not weight_decay >= 0:
+            raise ValueError(_("weight_decay must be a number ≥ 0, got {value!r}").format(value=weight_decay))
+        decay = [True] * len(params) if decay is None else [bool(d) for d in decay]
+        if len(decay) != len(params):
+            raise ValueError(_("decay needs one True/False per parameter: {params} parameters, {decay} flags")
+                             .format(params=len(params), decay=len(decay)))
         self.params, self.grads, self.lr, self.momentum = params, grads, lr, momentum
+        self.weight_decay, self.decay = weight_decay, decay
         self.velocity = [np.zeros_like(p) for p in params] if momentum else None
         self._scratch = [np.empty_like(p) for p in params]   # reused: no large temporaries per step
 
     def step(self):
         directions = self.grads
+        if self.weight_decay:                          # g + λ·p in the scratch arrays; the gradients stay as computed
+            directions = [np.add(g, np.multiply(p, self.weight_decay, out=tmp), out=tmp) if d else g
+                          for p, g, d, tmp in zip(self.params, self.grads, self.decay, self._scratch)]
         if self.velocity is not None:
-            for g, v in zip(self.grads, self.velocity):
+            for g, v in zip(directions, self.velocity):
                 v *= self.momentum
                 v += g
             directions = self.velocity
@@ -97,6 +110,7 @@ class History:
     seconds: float = 0.0
     lr: np.ndarray = None          # (steps,) the learning rate each step used
     grad_norms: np.ndarray = None  # (R, weight layers) ‖∂L/∂W‖ per weight layer, input side first
+    weight_norms: np.ndarray = None  # (R, weight layers) ‖W‖ per weight layer at each record
 
     @property
     def final_test_acc(self):
@@ -226,11 +240,23 @@ def _check_data(data, model):
                              .format(split=split, low=y.min(), high=y.max(), classes=classes, last=classes - 1))
 
 
+def in_stored_order(n, batch_size):
+    """Endless index batches in the order the data are stored, the same every epoch: 0..B−1,
+    B..2B−1, … (the incomplete last batch is dropped, as in `minibatches`). This is what a data
+    loader without shuffling gives — PyTorch's DataLoader unless shuffle=True is passed."""
+    next(minibatches(n, batch_size))                  # the same checks of batch_size
+    while True:
+        for start in range(0, n - batch_size + 1, batch_size):
+            yield np.arange(start, start + batch_size)
+
+
 def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, seed=0,
-          probe_size=500, eval_size=1000, patience=20, progress="auto"):
+          probe_size=500, eval_size=1000, patience=20, progress="auto", weight_decay=0.0,
+          parameters=None, shuffle=True):
     """Train `model` with minibatch SGD on softmax cross-entropy; return a History.
 
-    steps: parameter updates. batch_size: samples per step (shuffled each epoch, seeded).
+    steps: parameter updates. batch_size: samples per step (shuffled each epoch, seeded;
+    shuffle=False takes the batches in the order the data are stored, see in_stored_order).
     lr: a number, or a schedule — any function of the step t = 0, 1, … that returns η_t, such as
     bnlib.Warmup(0.5, steps=100); History.lr holds the rate of every step.
     record_every: steps between records (default: about 50 records per run; step 0 and the
@@ -243,6 +269,13 @@ def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, s
     A run stops early with diverged=True when its loss becomes NaN/inf, or stays above ten times
     the loss of a uniform guess (10·ln K for K classes) for `patience` steps in a row (a run that
     spikes and recovers, as BN at a large learning rate can, keeps going).
+    weight_decay: λ of SGD's g + λ·W, for the weight matrices W only (every parameter with two or
+    more axes); biases, γ and β (one axis each) are exempt, the usual practice (Goyal et al. 2017,
+    §5.1, for γ and β). History.weight_norms[r, l] = ‖W_l‖ at record r.
+    parameters: the arrays SGD may change, e.g. model.layers[-1].parameters() to train only the
+    output layer (default: all of model.parameters()). The others stay as they are — but batch norm
+    in training mode still updates its running statistics, as in PyTorch with requires_grad=False;
+    `with model.frozen_statistics():` freezes those too.
     """
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(_("steps must be a positive integer, got {value!r}").format(value=steps))
@@ -250,19 +283,21 @@ def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, s
     dt = model.dtype
     x_train, y_train = np.asarray(data.x_train, dt), np.asarray(data.y_train)
     x_test, y_test = np.asarray(data.x_test, dt), np.asarray(data.y_test)
-    batches = minibatches(len(x_train), batch_size, seed)
+    batches = minibatches(len(x_train), batch_size, seed) if shuffle else in_stored_order(len(x_train), batch_size)
     schedule = as_schedule(lr)
-    opt = SGD(model.parameters(), model.gradients(), _rate(schedule, 0), momentum)
+    params, grads = _trained_parameters(model, parameters)
+    opt = SGD(params, grads, _rate(schedule, 0), momentum, weight_decay, decay=[p.ndim >= 2 for p in params])
     weights = [layer for layer in model.layers if hasattr(layer, "dW")]
     record_every = record_every or max(1, steps // 50)
     recorder = _Recorder(model, x_test[:probe_size])
     x_eval, y_eval = x_train[:eval_size], y_train[:eval_size]
-    losses, rec_steps, train_acc, test_acc, rates, grad_norms = [], [], [], [], [], []
+    losses, rec_steps, train_acc, test_acc, rates, grad_norms, weight_norms = [], [], [], [], [], [], []
     diverged, message = False, ""
     bar = _Progress(steps, progress == "auto" or progress is True, delay=0.0 if progress is True else 2.0)
 
     def record(step):
         rec_steps.append(step)
+        weight_norms.append([np.linalg.norm(layer.W) for layer in weights])
         recorder.record()
         train_acc.append(np.mean(model.predict(x_eval) == y_eval))
         test_acc.append(np.mean(model.predict(x_test) == y_test))
@@ -308,10 +343,23 @@ def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, s
         grad_norms.append([np.nan] * len(weights))
     seconds = bar.close()
     config = dict(model=model.label(), steps=steps,
-                  batch_size=batch_size, lr=lr, momentum=momentum, seed=seed)
+                  batch_size=batch_size, lr=lr, momentum=momentum, seed=seed, weight_decay=weight_decay,
+                  shuffle=shuffle, trained=len(params))
     return History(np.arange(len(losses)), np.array(losses), np.array(rec_steps), np.array(train_acc),
                    np.array(test_acc), recorder.layers(), config, diverged, message, seconds,
-                   lr=np.array(rates), grad_norms=np.array(grad_norms, dtype=float).reshape(len(rec_steps), len(weights)))
+                   lr=np.array(rates), grad_norms=np.array(grad_norms, dtype=float).reshape(len(rec_steps), len(weights)),
+                   weight_norms=np.array(weight_norms, dtype=float).reshape(len(rec_steps), len(weights)))
+
+
+def _trained_parameters(model, parameters):
+    """(params, grads): the model's parameters that `parameters` names (by identity), with their gradients."""
+    pairs = list(zip(model.parameters(), model.gradients()))
+    wanted = {id(p) for p in (model.parameters() if parameters is None else parameters)}
+    chosen = [(p, g) for p, g in pairs if id(p) in wanted]
+    if not chosen or len(chosen) != len(wanted):
+        raise ValueError(_("parameters must be arrays of this model, e.g. model.layers[-1].parameters(); "
+                           "{found} of the {given} given belong to it").format(found=len(chosen), given=len(wanted)))
+    return [p for p, g in chosen], [g for p, g in chosen]
 
 
 def _rate(schedule, step):

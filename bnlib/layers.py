@@ -69,7 +69,8 @@ def _init_std(init, fan_in, fan_out):
 class Linear(Layer):
     """y = x W + b, with x: (N, fan_in), W: (fan_in, fan_out), b: (fan_out,).
 
-    init: "xavier" (std √(2/(fan_in+fan_out)), suits sigmoid/tanh), "he" (std √(2/fan_in),
+    init: "xavier" (normal with Glorot's std √(2/(fan_in+fan_out)), derived for tanh; the
+    logistic sigmoid is usually given about 4× larger weights), "he" (std √(2/fan_in),
     suits ReLU), "lecun" (std √(1/fan_in)), or a number: the std of N(0, std²) weights.
     """
 
@@ -463,7 +464,10 @@ class BatchRenorm(BatchNorm):
         x̂ = (x − μ_B)/σ_B · r + d,           y = γ x̂ + β
     r and d are treated as constants in the backward pass. With r = 1, d = 0 this is batch
     norm; with r, d unclipped, x̂ = (x − running_mean)/σ, the eval-mode output. r_max and d_max
-    grow linearly from 1 and 0 over the first `warmup` batches (the paper relaxes them too).
+    grow linearly from 1 and 0 over the first `warmup` batches. The paper (Ioffe 2017, §4) keeps
+    r_max = 1, d_max = 0 for 5,000 steps and then relaxes them to 3 and 5 over tens of thousands,
+    and keeps a moving average of σ_B; bnlib, for runs of a few hundred steps, relaxes both over
+    `warmup` steps and keeps the running variance, as BatchNorm does.
     Eval mode is BatchNorm's.
     """
 

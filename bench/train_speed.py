@@ -1,6 +1,6 @@
 """Training speed of the BN paper's network on MNIST-5k, against the floor of its matrix multiplies.
 
-    python bench/train_speed.py [--steps 1500] [--repeats 5]
+    python bench/train_speed.py [--steps 1500] [--repeats 5] [--cnn-steps 200]
 
 Network 784-100-100-100-10, sigmoid, batch 60, plain SGD (lr 0.1), one BLAS thread (bnlib sets
 it on import). For float32 and float64 it prints, per training step (median of --repeats runs):
@@ -8,6 +8,16 @@ it on import). For float32 and float64 it prints, per training step (median of -
   plain      a bnlib training step without normalisation
   BN         a bnlib training step with batch norm before each sigmoid
 and BN/floor, the number the foundation issue targets (≤ 1.8 in float32).
+
+Then the same for notebook 10's CNN, bnlib.CNN(channels=(1, 8, 16)) on 28×28 digits, batch 32,
+float32: conv 3×3 (padding 1) → [BN] → ReLU → max-pool 2, twice, then Linear(784, 10).
+  floor      its GEMMs alone, with the shapes bnlib uses: the two im2col convolutions, the
+             Linear layer, their dW products, the Linear dx and stage 2's dx (itself a convolution
+             over the padded 16×16 map); stage 1 needs no dx (its input is the image)
+  plain, BN  a bnlib training step of the CNN without / with BatchNorm per channel
+The rest of a CNN step is memory traffic, not arithmetic (im2col copies, the layout change after
+the GEMM, normalisation, ReLU and pooling over 32·8·28·28 values), so CNN/floor is far above the
+MLP's: it says how much of the step is not matrix products.
 A benchmark, not a test: numbers depend on the machine and on what else runs on it.
 """
 import argparse
@@ -55,10 +65,55 @@ def train_step_seconds(norm, dtype, steps):
     return (h.seconds - one) / (steps - 1)
 
 
+CNN_CHANNELS, CNN_BATCH = (1, 8, 16), 32
+
+
+def cnn_floor_step_seconds(steps):
+    """Time the GEMMs of one CNN training step (float32), with bnlib's shapes: (out, in) @ (in, positions)."""
+    rng = np.random.default_rng(0)
+    N = CNN_BATCH
+    shapes = [(8, 9, N * 28 * 28), (16, 72, N * 14 * 14), (N, 784, 10),         # forward
+              (8, N * 28 * 28, 9), (16, N * 14 * 14, 72), (784, N, 10),         # dW
+              (N, 10, 784), (8, 16 * 9, N * 16 * 16)]                           # dx: Linear, stage 2
+    pairs = [(rng.standard_normal((a, b)).astype(np.float32), rng.standard_normal((b, c)).astype(np.float32))
+             for a, b, c in shapes]
+    outs = [np.empty((a, c), np.float32) for a, _, c in shapes]
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        for (p, q), out in zip(pairs, outs):
+            np.matmul(p, q, out=out)
+    return (time.perf_counter() - t0) / steps
+
+
+def cnn_train_step_seconds(norm, steps):
+    data = bnlib.load_mnist5k(images=True)
+    data = bnlib.Dataset(data.x_train, data.y_train, data.x_test[:100], data.y_test[:100], "mnist5k", data.image_shape)
+    kwargs = dict(batch_size=CNN_BATCH, lr=0.1, probe_size=8, eval_size=8, progress=False)
+    model = bnlib.CNN(CNN_CHANNELS, norm=norm, seed=0)
+    h = bnlib.train(model, data, steps=steps, record_every=10 * steps, **kwargs)
+    t0 = time.perf_counter()                   # the History's time includes two records: subtract them
+    bnlib.train(model, data, steps=1, **kwargs)
+    return (h.seconds - (time.perf_counter() - t0)) / (steps - 1)
+
+
+def cnn_main(steps, repeats):
+    print(f"\nCNN {CNN_CHANNELS}, 28×28, batch {CNN_BATCH}, float32, {steps} steps × {repeats} repeats, median per step")
+    print(f"{'':8} {'floor µs':>9} {'plain µs':>9} {'BN µs':>8} {'plain/floor':>12} {'BN/floor':>9} {'BN steps/s':>11}")
+    runs = {"floor": [], "plain": [], "bn": []}
+    for _ in range(repeats):
+        runs["floor"].append(cnn_floor_step_seconds(steps))
+        runs["plain"].append(cnn_train_step_seconds(None, steps))
+        runs["bn"].append(cnn_train_step_seconds("batch", steps))
+    floor, plain, bn = (float(np.median(runs[k])) for k in ("floor", "plain", "bn"))
+    print(f"{'CNN':8} {floor * 1e6:9.0f} {plain * 1e6:9.0f} {bn * 1e6:8.0f} "
+          f"{plain / floor:12.2f} {bn / floor:9.2f} {1 / bn:11.0f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--cnn-steps", type=int, default=200, help="steps per CNN run (0: skip the CNN)")
     args = ap.parse_args()
     blas = [(i["internal_api"], i.get("architecture"), i["num_threads"]) for i in threadpool_info()
             if i["user_api"] == "blas"]
@@ -74,6 +129,8 @@ def main():
         floor, plain, bn = (float(np.median(runs[k])) for k in ("floor", "plain", "bn"))
         print(f"{np.dtype(dtype).name:8} {floor * 1e6:9.0f} {plain * 1e6:9.0f} {bn * 1e6:8.0f} "
               f"{plain / floor:12.2f} {bn / floor:9.2f} {1 / bn:11.0f}")
+    if args.cnn_steps:
+        cnn_main(args.cnn_steps, args.repeats)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,11 @@ x: (N, C_in, H, W), w: (C_out, C_in, kH, kW), b: (C_out,), stride s, zero paddin
     H_out = ⌊(H + 2p − kH) / s⌋ + 1,    W_out = ⌊(W + 2p − kW) / s⌋ + 1.
 
 im2col ("image to columns") turns the whole sum into ONE matrix product: every window that a
-filter meets is copied out as one row of a matrix `cols` (N·H_out·W_out rows, C_in·kH·kW
+filter meets is copied out as one column of a matrix `cols` (C_in·kH·kW rows, N·H_out·W_out
 columns, made with numpy's sliding_window_view: no Python loop over samples, channels or
-positions), and the filters become a (C_in·kH·kW, C_out) matrix. Then y = cols @ w + b.
+positions), the filters are a (C_out, C_in·kH·kW) matrix, and y = w @ cols + b. The backward
+pass is two more products: dw = dy @ colsᵀ, and dx — itself a convolution, of dy with the
+filters flipped (see conv2d_backward).
 
 Max pooling with a k × k window and stride k (PyTorch's MaxPool2d(k)) keeps the largest value of
 each window: y[n, c, i, j] = max over a, b < k of x[n, c, k·i + a, k·j + b]. Rows or columns left
@@ -147,9 +149,9 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
 
 
 def convolve_backward(dy, c, need_dx=True):
-    """Gradients of `_conv`, dy assumed checked: (dx or None, dw, db)."""
+    """The gradients of `conv2d_backward`, dy assumed validated: (dx or None, dw, db)."""
     F, C, kH, kW = c.w.shape
-    N, _, H, W = c.x_shape
+    N, H, W = c.x_shape[0], c.x_shape[2], c.x_shape[3]
     Ho, Wo = dy.shape[2:]
     dy_cols = dy.transpose(1, 0, 2, 3).reshape(F, N * Ho * Wo)      # columns (n, i, j), like cols
     db = dy_cols.sum(axis=1)
@@ -162,7 +164,7 @@ def convolve_backward(dy, c, need_dx=True):
     spread = np.zeros((N, F, (Ho - 1) * s + 2 * kH - 1, (Wo - 1) * s + 2 * kW - 1), dtype=dy.dtype)
     spread[:, :, kH - 1:kH - 1 + (Ho - 1) * s + 1:s, kW - 1:kW - 1 + (Wo - 1) * s + 1:s] = dy
     flipped = c.w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)          # (C, F, kH, kW)
-    dx_pad, _ = convolve(spread, np.ascontiguousarray(flipped), None, 1, 0)   # (N, C, (Ho−1)s + kH, …)
+    dx_pad, _cache = convolve(spread, np.ascontiguousarray(flipped), None, 1, 0)   # (N, C, (Ho−1)s + kH, …)
     # the padded input had H + 2p rows; the last ones no window reached get no gradient
     full = np.zeros((N, C, H + 2 * p, W + 2 * p), dtype=dy.dtype)
     full[:, :, :dx_pad.shape[2], :dx_pad.shape[3]] = dx_pad
@@ -180,8 +182,8 @@ def conv2d_backward(dy, cache, need_dx=True):
     dx: (N, C_in, H, W); dw: (C_out, C_in, kH, kW); db: (C_out,).
     """
     c = cache
-    N, _, H, W = c.x_shape
-    F, _, kH, kW = c.w.shape
+    N, H, W = c.x_shape[0], c.x_shape[2], c.x_shape[3]
+    F, kH, kW = c.w.shape[0], c.w.shape[2], c.w.shape[3]
     shape = (N, F, output_size(H, kH, c.stride, c.padding), output_size(W, kW, c.stride, c.padding))
     check_grad_shape(dy, shape)
     dy = as_float_array(dy, "dy")

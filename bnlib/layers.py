@@ -151,7 +151,7 @@ class Conv2d(Layer):
 
     def backward(self, dy, need_dx=True):
         """dW, db and (unless need_dx=False: the first layer, whose input needs no gradient) dx."""
-        N, _, H, W = self.cache.x_shape
+        N, H, W = self.cache.x_shape[0], self.cache.x_shape[2], self.cache.x_shape[3]
         check_grad_shape(dy, (N, self.out_channels) + self.output_shape(H, W))
         dx, self.dW[...], db = conv.convolve_backward(dy, self.cache, need_dx)
         if self.b is not None:

@@ -7,7 +7,7 @@
     runs = convolution.with_and_without(data)         # {"plain", "bn"}: the CNN without / with BN
     convolution.training_figure(runs)                 # test accuracy, per-stage percentile bands
     one = convolution.batch_of_one(data)              # BN trained with batches of ONE image
-    family = convolution.family_runs(data, reuse=…)   # BN, LN, GN, IN at N = 2 and N = 32
+    norms = convolution.family_runs(data, reuse=…)    # BN, LN, GN, IN at N = 32; BN, GN at N = 2
     grid = convolution.contrast_grid(nets, data)      # accuracy under changed contrast/brightness
     convolution.contrast_dashboard(grid, data).show() # the slider over that grid
     convolution.faded_task(data)                      # a task where contrast IS the label
@@ -32,7 +32,7 @@ import numpy as np
 from matplotlib.patches import Rectangle
 
 from .. import plots
-from ..checks import NotYet, check
+from ..checks import check
 from ..conv import conv2d_forward
 from ..data import Dataset
 from ..i18n import N_, _, columns, pad
@@ -55,7 +55,6 @@ EVAL_IMAGES = 50               # training images for bnlib.train's train accurac
 SMALL = 2                      # the small batch size of the family comparison
 LEGEND = 8                     # legend font size (points)
 
-KINDS = (None, "batch", "layer", "group", "instance")
 NAMES = {None: N_("without normalization"), "batch": N_("BatchNorm"), "layer": N_("LayerNorm"),
          "group": N_("GroupNorm"), "instance": N_("InstanceNorm"), "activation": N_("per activation")}
 COLOR = {None: plots.COLORS["plain"], "batch": plots.COLORS["bn"], "layer": plots.COLORS["layer"],
@@ -167,7 +166,7 @@ def filter_dashboard(image):
         kind=widgets.ToggleButtons(options=[(_(FILTER_NAMES[k]), k) for k in FILTERS], value="vertical",
                                    description=_("filter")),
         row=widgets.IntSlider(value=H // 2, min=0, max=H - 1, description=_("row")),
-        col=widgets.IntSlider(value=W // 2, min=0, max=W - 1, description=_("column")),
+        col=widgets.IntSlider(value=W // 4, min=0, max=W - 1, description=_("column")),   # on a stroke's edge
     )
     animated = [box, mid, mid_title, out, marker, title] + [t for line in texts for t in line]
     return Dashboard(fig, update, animated=animated, **controls)

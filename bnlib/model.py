@@ -132,6 +132,9 @@ class Network:
     def _layer_lines(self):
         return "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
 
+    def _parameter_count(self):
+        return _("{count:,} parameters").format(count=self.num_parameters())
+
 
 class SkipStart(Layer):
     """Where a skip connection leaves the chain: passes u on unchanged and keeps it for its
@@ -308,7 +311,7 @@ class MLP(Network):
         ghost = f", virtual_batch_size={self.virtual_batch_size}" if self.norm == "ghost" else ""
         return (f"MLP({self.sizes}, activation={self.activation!r}, norm={self.norm!r}{ghost}, "
                 f"norm_position={self.norm_position!r}, init={self.init!r}, seed={self.seed}{skip}, "
-                f"dtype={self.dtype.name}) — {self.num_parameters():,} parameters\n{self._layer_lines()}")
+                f"dtype={self.dtype.name}) — {self._parameter_count()}\n{self._layer_lines()}")
 
 
 class CNN(Network):
@@ -413,5 +416,5 @@ class CNN(Network):
     def __repr__(self):
         return (f"CNN(channels={self.channels}, classes={self.classes}, image_shape={self.image_shape}, "
                 f"norm={self.norm!r}, activation={self.activation!r}, groups={self.groups}, init={self.init!r}, "
-                f"seed={self.seed}, dtype={self.dtype.name}) — {self.num_parameters():,} parameters\n"
+                f"seed={self.seed}, dtype={self.dtype.name}) — {self._parameter_count()}\n"
                 f"{self._layer_lines()}")

@@ -160,17 +160,20 @@ def _math_ok(text):
     return text.replace(r"\$", "").count("$") % 2 == 0
 
 
-def test_every_translation_renders_without_missing_glyphs(catalog):
-    """Draw every Japanese message in the figures' font: a glyph the font lacks warns (→ error here)."""
+def test_every_translation_renders_without_missing_glyphs(catalog, caplog):
+    """Draw every Japanese message in the figures' font: a glyph the font lacks warns (→ error
+    here), and mathtext logs "does not have a glyph" (kana or kanji inside $…$ become boxes)."""
     bnlib.set_language("ja")
     fig, ax = plt.subplots(figsize=(4, 1))
     texts = [m.string for m in catalog if m.id and m.string]
     for text in texts:
         ax.text(0, 0, text, parse_math=_math_ok(text))
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), caplog.at_level("WARNING", logger="matplotlib"):
         warnings.simplefilter("error")
         fig.canvas.draw()
     plt.close(fig)
+    boxes = [r.getMessage() for r in caplog.records if "glyph" in r.getMessage()]
+    assert not boxes, f"{len(boxes)} characters would be drawn as boxes, e.g. {boxes[0]}"
 
 
 def test_pad_counts_kana_and_kanji_as_two_columns():

@@ -16,7 +16,9 @@ from nbclient.exceptions import CellExecutionError
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 JA = ROOT / "notebooks" / "ja"
 NOTEBOOKS = sorted(JA.glob("[0-9][0-9]_*.ipynb")) + sorted((JA / "solutions").glob("[0-9][0-9]_*.ipynb"))
-FONT_WARNINGS = ("missing from font", "Glyph ")
+# matplotlib warns "Glyph 12354 … missing from font(s) …"; mathtext logs "Font 'default' does not
+# have a glyph for …" (a mathtext string with kana or kanji in it draws them as boxes)
+FONT_WARNINGS = ("missing from font", "Glyph ", "does not have a glyph")
 
 
 def printed(cell):

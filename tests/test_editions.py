@@ -103,3 +103,30 @@ def test_japanese_lesson_has_the_parts_every_lesson_needs(path):
     nxt = sorted(JA.glob(f"{number + 1:02d}_*.ipynb"))
     if nxt:
         assert nxt[0].name in md, f"{path.name}: links to the next notebook {nxt[0].name}"
+
+
+# A line break inside a Markdown paragraph renders as a space: between two Japanese characters that
+# is a stray gap in the middle of a sentence (「学習が 進みます」). Japanese paragraphs are one line.
+CJK = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef]")
+NEW_BLOCK = re.compile(r"\s*([-*+]\s|\d+\.\s|#|\||>|\$\$)")
+
+
+def soft_breaks_between_japanese(markdown):
+    lines = markdown.split("\n")
+    return [f"{a[-12:]}⏎{b[:12]}" for a, b in zip(lines, lines[1:])
+            if a.strip() and b.strip() and not a.strip().startswith("$$") and not NEW_BLOCK.match(b)
+            and CJK.match(a.rstrip()[-1]) and CJK.match(b.lstrip()[0])]
+
+
+JA_PAGES = JAPANESE + [ROOT / "README.ja.md"] + sorted((ROOT / "docs" / "ja").glob("*.md"))
+
+
+@pytest.mark.parametrize("path", JA_PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_japanese_paragraphs_have_no_line_breaks(path):
+    if path.suffix == ".ipynb":
+        markdown = "\n\n".join("".join(c["source"]) for c in cells(path) if c["cell_type"] == "markdown")
+    else:
+        markdown = path.read_text(encoding="utf-8")
+    found = soft_breaks_between_japanese(markdown)
+    assert not found, (f"{path.relative_to(ROOT)}: {len(found)} line breaks inside Japanese sentences "
+                       f"(rendered as stray spaces), e.g. {found[:3]}; join the lines")

@@ -570,9 +570,10 @@ class GroupNorm(LayerNorm):
         return f"GroupNorm({self.num_features}, groups={self.groups}, eps={self.eps:g})"
 
 
-class InstanceNorm(Affine):
+class InstanceNorm(LayerNorm):
     """Instance normalisation of images x: (N, C, H, W): one μ and σ² per image and channel, over
-    its H·W values; γ, β per channel (C,). Same in train and eval.
+    its H·W values; γ, β per channel (C,). Same in train and eval (backward: LayerNorm's, the same
+    closed form over other axes).
 
         μ[n, c] = mean over h, w of x[n, c, h, w],   σ²[n, c] likewise,
         y = γ[c] (x − μ[n, c]) / √(σ²[n, c] + ε) + β[c]
@@ -581,17 +582,10 @@ class InstanceNorm(Affine):
     InstanceNorm2d(C, affine=True), like bnlib's other norms.
     """
 
-    def __init__(self, num_features, eps=1e-5, dtype=np.float32):
-        super().__init__(num_features, eps, dtype)
-
     def forward(self, x):
         x = self._check_channels(x, self.num_features, self.gamma.dtype, 3, "(N, C, H, W)")
         y, self.cache = norm.instancenorm_forward(x, self.gamma, self.beta, self.eps)
         return y
-
-    def backward(self, dy):
-        dx, self.dgamma[...], self.dbeta[...] = norm.instancenorm_backward(dy, self.cache)
-        return dx
 
     def __repr__(self):
         return f"InstanceNorm({self.num_features}, eps={self.eps:g})"

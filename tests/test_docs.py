@@ -10,7 +10,7 @@
    Japanese twins notebooks/ja/NN_*.ipynb. Every quote must be, verbatim, the statement of a claim in
    that notebook's code, so a changed claim fails here instead of leaving an old figure in a guide.
 2. The guides write the batch size N, as the notebooks and the glossary do, never a bare m.
-3. Links into the glossary reach an anchor that exists, and relative links in the docs reach files.
+3. Links into the glossary reach an anchor that exists (tests/test_links.py checks that every relative link reaches a file).
 """
 import ast
 import difflib
@@ -220,29 +220,6 @@ def test_glossary_links_reach_an_anchor():
             elif anchor and anchor not in anchors:
                 wrong.append(f"{path.relative_to(ROOT)}: #{anchor} is not an anchor of docs/glossary.md")
     assert not wrong, "\n".join(sorted(set(wrong)))
-
-
-@pytest.mark.parametrize("path", [p for p in _documents() if p.suffix == ".md"],
-                         ids=lambda p: str(p.relative_to(ROOT)))
-def test_relative_links_in_the_docs_reach_files(path):
-    missing, pending = [], []
-    for target in LINK.findall(path.read_text(encoding="utf-8")):
-        file = target.partition("#")[0]
-        if not file or re.match(r"^[a-z][a-z0-9+.-]*:", file):
-            continue
-        where = (path.parent / file).resolve()
-        if where.exists():
-            continue
-        rel = where.relative_to(ROOT) if where.is_relative_to(ROOT) else where
-        parts = pathlib.Path(rel).parts
-        twin = ROOT.joinpath(*[p for i, p in enumerate(parts) if not (p == "ja" and i == 1)])
-        if parts[:2] == ("notebooks", "ja") and twin.exists():
-            pending.append(str(rel))
-        else:
-            missing.append(str(rel))
-    assert not missing, f"{path.relative_to(ROOT)} links to files that do not exist: {sorted(set(missing))}"
-    if pending:
-        pytest.skip(f"{path.relative_to(ROOT)} links to Japanese twins that do not exist yet: {sorted(set(pending))}")
 
 
 # --------------------------------------------------------------------------- 4. lesson times

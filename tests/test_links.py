@@ -14,10 +14,14 @@ LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
 def text(path):
+    """The page's Markdown without code (a `[x](y)` in backticks is an example, not a link)."""
     if path.suffix == ".ipynb":
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-        return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
-    return path.read_text(encoding="utf-8")
+        body = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    else:
+        body = path.read_text(encoding="utf-8")
+    body = re.sub(r"```.*?```", "", body, flags=re.S)
+    return re.sub(r"`[^`\n]*`", "", body)
 
 
 def anchors(path):

@@ -18,7 +18,8 @@ for every step the learning rate it used (History.lr): `lr` may be a number or a
 a function of the step (bnlib.schedules: Constant, Warmup, StepDecay, Cosine).
 A record stays cheap for deep networks: one sort of each pre-activation gives its percentiles
 and histogram, and (activations never decrease) those of the activation output too. A record
-of a 24-hidden-layer MLP (48 tensors of 500 × 64 values) costs fewer than ten of its training steps.
+of a 24-hidden-layer MLP (48 tensors of 500 × 64 values) costs about ten of its training steps
+(34 ms here; np.percentile and np.histogram took 110 ms for the same numbers).
 """
 import sys
 import time

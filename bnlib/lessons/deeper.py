@@ -10,6 +10,7 @@ about the learning rate (warm-up, decay, the linear scaling rule).
     deeper.gradient_ratio(sweep[("relu", "bn", 24)])  # first hidden layer's ‖∂L/∂W‖ ÷ the last one's
     deeper.depth_dashboard(sweep).show()              # depth slider; kind, activation and time toggles
     share = deeper.branch_share()                     # ‖f(u)‖ / ‖u‖ per residual block at step 0
+    deeper.stream_growth("relu")                      # how much the skip path grows over 23 blocks
     rates = deeper.constant_rates(data)               # BN + skip (6 hidden layers) at η = 1, 3, 10
     runs = deeper.schedule_runs(data, reuse=rates)    # 4 schedules × η = 3, 6 × 3 seeds
     deeper.schedule_table(runs); deeper.schedule_figure(runs)
@@ -225,6 +226,20 @@ def branch_share(activation="relu", depth=24, images=200, seed=0):
                 h = layer.forward(h)
         out[kind] = np.array(shares)
     return out
+
+
+def stream_growth(activation, kind="skip", depth=24, images=200, seed=0):
+    """‖u‖ after the last residual block ÷ ‖u‖ after the first Linear layer, at initialization
+    (root mean squares over the first `images` test images): how much the skip path has grown."""
+    x = load_mnist5k().x_test[:images]
+    model = network(activation, kind, depth, seed)
+    with model.batch_statistics():
+        h = first = model.layers[0].forward(x)
+        for layer in model.layers[1:]:
+            h = layer.forward(h)
+            if isinstance(layer, SkipAdd):
+                last = h
+    return float(np.sqrt(np.mean(last ** 2) / np.mean(first ** 2)))
 
 
 def branch_figure(share):

@@ -315,7 +315,7 @@ def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, s
             with np.errstate(over="ignore", invalid="ignore"):
                 loss, dlogits = softmax_cross_entropy(model.forward(x_batch), y_train[idx])
         except NonFiniteError as e:
-            diverged, message = True, str(e)
+            diverged, message, loss = True, str(e), np.nan
         steps_above = steps_above + 1 if loss > blow_up else 0
         if diverged or not np.isfinite(loss) or steps_above >= patience:
             diverged = True

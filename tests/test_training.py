@@ -114,3 +114,11 @@ def test_divergence_needs_patience_steps_above_the_limit():
     # the same seeded run: stopping later means a longer loss record, and the last 5 losses all above the limit
     assert len(patient.loss) > len(eager.loss)
     assert np.all(patient.loss[-4:] > limit)
+
+
+def test_nan_in_the_first_batch_is_a_diverged_run_not_a_crash():
+    data = bnlib.make_blobs(n_per_class=20, classes=2)
+    data.x_train[4:] = np.nan                             # the first batch holds NaN rows; the 4 used
+    h = bnlib.train(bnlib.MLP([2, 4, 2], norm="batch"), data, steps=5, batch_size=8, lr=0.1,  # for train
+                    eval_size=4, progress=False)                                           # accuracy do not
+    assert h.diverged and "NaN" in h.message and len(h.loss) == 0

@@ -312,14 +312,17 @@ def depth_dashboard(sweep, depth=24, kind="bn", activation="relu"):
             activation=act_name(activation), depth=depth, kind=label(kind), when=_(WHEN[when]), last=depth,
             ratio=gradient_ratio(h, when), steps=steps, acc=h.final_test_acc)
 
+    def buttons(options, value, description):
+        # wide enough for the longest label in the current language (a kana or kanji is two columns)
+        width = 7 * max(columns(text) for text, _v in options) + 24
+        return widgets.ToggleButtons(options=options, value=value, description=description,
+                                     style={"button_width": f"{width}px"})
+
     controls = dict(
         depth=widgets.SelectionSlider(options=depths, value=depth, description=_("hidden layers")),
-        kind=widgets.ToggleButtons(options=[(label(k), k) for k in KINDS], value=kind, description=_("network"),
-                                   style={"button_width": "84px"}),
-        activation=widgets.ToggleButtons(options=[(act_name(a), a) for a in ACTIVATIONS], value=activation,
-                                         description=_("activation"), style={"button_width": "70px"}),
-        when=widgets.ToggleButtons(options=[(_(WHEN[w]), w) for w in WHEN], value=0, description=_("record"),
-                                   style={"button_width": "110px"}))
+        kind=buttons([(label(k), k) for k in KINDS], kind, _("network")),
+        activation=buttons([(act_name(a), a) for a in ACTIVATIONS], activation, _("activation")),
+        when=buttons([(_(WHEN[w]), w) for w in WHEN], 0, _("record")))
     return Dashboard(fig, update, animated=[image, title, *lines.values()], **controls)
 
 

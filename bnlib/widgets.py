@@ -1,15 +1,28 @@
 """Interactive figures: controls + one figure created once + an update that edits artists in place.
 
-    fig, ax = plots.new_figure()
+    fig, ax = plots.new_figure(margins=(0.1, 0.97, 0.15, 0.9, 0, 0))
     line, = ax.plot(x, np.sin(x))
+    ax.set_ylim(-1.1, 1.1)                            # fixed axes: the update only sets data
     def update(freq):
         line.set_ydata(np.sin(freq * x))
         return f"frequency {freq:.1f}"                # the one-line summary shown under the figure
-    Dashboard(fig, update, freq=FloatSlider(min=1, max=5)).show()
+    Dashboard(fig, update, animated=[line], freq=FloatSlider(min=1, max=5)).show()
 
-With ipympl (`%matplotlib widget`) only the changed artists are redrawn, which keeps a slider
-responsive. Without a widget frontend (nbconvert, a static viewer) the figure as first drawn
-is shown as a PNG, so the page still has a meaningful picture.
+With ipympl (`%matplotlib widget`) a move redraws only the artists listed in `animated` over a
+picture of everything else kept from the last full draw (blitting): a few milliseconds in the
+kernel instead of a full matplotlib draw, whatever the figure holds. Without a widget frontend
+(nbconvert, a static viewer) the figure as first drawn is shown as a PNG, so the page still has a
+meaningful picture.
+
+What makes a dashboard fast (key press → new pixels; see bench/slider_latency.py):
+- list in `animated` every artist the update changes: lines, stairs, bars, images, texts,
+  the titles it rewrites; and, if the update changes an axis' limits, that axis (`ax.yaxis`)
+  and every artist drawn in data coordinates in those axes;
+- precompute what the controls show, so the update only picks arrays and sets data;
+- a small figure (ipympl sends every frame as a PNG of the whole canvas) with fixed margins.
+The Dashboard checks each move: if anything not listed changed (an artist marked stale, limits
+that move unlisted artists), it draws the whole figure instead, so a forgotten artist costs
+speed, never a wrong picture. `redraws` counts both kinds.
 """
 import base64
 import html
@@ -22,54 +35,124 @@ from IPython.display import display
 from .i18n import _
 
 
+def _moves_with_limits(artist, ax, which):
+    """Does `artist` (in `ax`) move when the x (which=0) or y (which=1) limits of `ax` change?"""
+    transforms = [artist.get_transform()]
+    if hasattr(artist, "get_offset_transform"):            # collections: scatter offsets, …
+        transforms.append(artist.get_offset_transform())
+    for transform in transforms:
+        try:
+            if transform.contains_branch_seperately(ax.transData)[which]:
+                return True
+        except ValueError:                                  # not a 2-D transform: assume it moves
+            return True
+    return False
+
+
 class Dashboard:
     """Sliders/toggles driving `update(**values) -> summary string` on one figure."""
 
     def __init__(self, fig, update, animated=(), **controls):
-        """animated: the artists `update` changes (lines, stairs, markers, texts …). Given them,
-        a slider move redraws only those over a cached background (blitting), several times
-        faster with ipympl than redrawing the whole figure; `update` must then change nothing
-        else (no axis limits, ticks or titles left out of the list). Without it, every move
-        redraws the whole figure."""
+        """animated: the artists `update` changes (lines, stairs, bars, images, texts, an axis
+        whose limits it changes …). Given them, a move redraws only those over a cached
+        background (blitting), several times faster with ipympl than redrawing the whole figure.
+        Whatever else the update changes is noticed and makes that move a full redraw."""
         self.fig, self._update, self.controls = fig, update, controls
-        self.animated, self._background = list(animated), None
+        self.animated = list(animated)
+        self._animated_ids = {id(a) for a in self.animated}
+        self._background, self._drawn, self._shown = None, False, None
+        self.redraws = {"blit": 0, "full": 0}
         self.summary = widgets.Label(layout=widgets.Layout(min_height="1.6em"))
         self.summary.add_class("bnlib-summary")     # browser tests find the line by this class
         self.interactive_canvas = isinstance(fig.canvas, widgets.DOMWidget)
         self._output = None if self.interactive_canvas else widgets.Output()
-        if self.animated and self.interactive_canvas:
-            self._canvas = fig.canvas
+        self._canvas = fig.canvas
+        if self.interactive_canvas:
             for artist in self.animated:
                 artist.set_animated(True)
-            fig.canvas.mpl_connect("draw_event", self._grab_background)
+            fig.canvas.mpl_connect("draw_event", self._on_draw)
         for control in controls.values():
             control.observe(self._on_change, names="value")
         self.refresh()
 
-    def _grab_background(self, event):
-        """After each full draw of the live canvas (first display, resize): keep the picture
-        without the animated artists, then draw them on top to complete the frame."""
+    # ------------------------------------------------------------------ drawing
+    def _on_draw(self, event):
+        """After each full draw of the live canvas (first display, resize, a move that needs
+        it): keep the picture without the animated artists, then draw them on top."""
         if event.canvas is not self._canvas:          # savefig draws on a canvas of its own
             return
-        self._background = self._canvas.copy_from_bbox(self.fig.bbox)
-        for artist in self.animated:
+        self._drawn = True
+        if self.animated:
+            self._background = self._canvas.copy_from_bbox(self.fig.bbox)
+            self._draw_animated()
+        self._settle()
+
+    def _draw_animated(self):
+        for artist in sorted(self.animated, key=lambda a: a.get_zorder()):
             self.fig.draw_artist(artist)
 
+    def _leaves(self):
+        """The figure's artists below the Axes level (axis objects, spines, titles, legends,
+        lines, patches, texts …): what can go stale by itself."""
+        fig = self.fig
+        leaves = [*fig.texts, *fig.legends, *fig.lines, *fig.patches, *fig.images, *fig.artists]
+        for ax in fig.axes:
+            leaves += [a for a in ax.get_children() if a is not ax.patch]
+        return leaves
+
+    def _settle(self):
+        """Mark every artist as drawn, so the next update's changes show up as stale."""
+        for artist in self._leaves():
+            artist.stale = False
+
+    def _limits(self):
+        return [(tuple(ax.viewLim.intervalx), tuple(ax.viewLim.intervaly)) for ax in self.fig.axes]
+
+    def needs_full_draw(self, limits_before):
+        """True when the last update changed something a blit of `animated` would not show:
+        an artist outside the list marked stale, or axis limits that move unlisted artists."""
+        listed = self._animated_ids
+        if any(artist.stale and id(artist) not in listed for artist in self._leaves()):
+            return True
+        limits = self._limits()
+        if len(limits) != len(limits_before):
+            return True
+        for ax, now, before in zip(self.fig.axes, limits, limits_before):
+            fixed = {id(ax.patch), *(id(s) for s in ax.spines.values())}   # span the axes whatever the limits
+            for which in (0, 1):
+                if now[which] != before[which] and any(
+                        id(a) not in listed and id(a) not in fixed and a.get_visible()
+                        and _moves_with_limits(a, ax, which) for a in ax.get_children()):
+                    return True
+        return False
+
+    def _redraw(self, limits_before):
+        canvas = self._canvas
+        if self._background is not None and not self.needs_full_draw(limits_before):
+            canvas.restore_region(self._background)     # blit: only the animated artists
+            self._draw_animated()
+            canvas.blit(self.fig.bbox)
+            self._settle()
+            self.redraws["blit"] += 1
+        elif self._drawn:
+            canvas.draw()               # now: draw_idle would first ask the browser for a draw
+            self.redraws["full"] += 1
+        else:
+            canvas.draw_idle()          # not on a page yet: it draws when displayed
+
+    # ------------------------------------------------------------------ values
     @property
     def values(self):
         return {name: control.value for name, control in self.controls.items()}
 
     def refresh(self):
         """Run the update with the current control values and redraw."""
-        self.summary.value = self._update(**self.values)
-        if self.interactive_canvas and self._background is not None:
-            canvas = self.fig.canvas                  # blit: only the animated artists
-            canvas.restore_region(self._background)
-            for artist in self.animated:
-                self.fig.draw_artist(artist)
-            canvas.blit(self.fig.bbox)
-        elif self.interactive_canvas:
-            self.fig.canvas.draw_idle()
+        limits = self._limits() if self.interactive_canvas else None
+        values = self.values
+        self.summary.value = self._update(**values)
+        self._shown = values
+        if self.interactive_canvas:
+            self._redraw(limits)
         elif self._output is not None:            # inline backend: redraw the whole picture
             self._output.clear_output(wait=True)
             with self._output:
@@ -77,7 +160,8 @@ class Dashboard:
         return self.summary.value
 
     def _on_change(self, change):
-        self.refresh()
+        if self.values != self._shown:          # e.g. one control moved another: draw once
+            self.refresh()
 
     def set(self, **values):
         """Move controls from code (as a learner would with the mouse); returns the summary."""
@@ -88,9 +172,21 @@ class Dashboard:
             self.controls[name].value = value     # triggers refresh through observe
         return self.summary.value
 
+    def would_blit(self, **values):
+        """Move controls as `set` does and say whether a live canvas would show the move by
+        redrawing only the animated artists (True) or would need a full draw (False). Works on
+        any canvas: the lesson tests check with it that every control of a dashboard blits."""
+        self.fig.canvas.draw()
+        self._settle()
+        before = self._limits()
+        self.set(**values)
+        return not self.needs_full_draw(before)
+
+    # ------------------------------------------------------------------ display
     def widget(self):
         figure = self.fig.canvas if self.interactive_canvas else self._output
-        box = widgets.VBox([widgets.HBox(list(self.controls.values())), figure, self.summary])
+        box = widgets.VBox([widgets.HBox(list(self.controls.values()), layout=widgets.Layout(flex_flow="row wrap")),
+                            figure, self.summary])
         box.add_class("bnlib-dashboard")          # the static picture hides itself beside it
         return box
 
@@ -101,8 +197,9 @@ class Dashboard:
         try:
             self.fig.savefig(buf, format="png", dpi=80)
         finally:
-            for artist in self.animated:
-                artist.set_animated(True)
+            if self.interactive_canvas:
+                for artist in self.animated:
+                    artist.set_animated(True)
         return base64.b64encode(buf.getvalue()).decode("ascii")
 
     def static_picture(self):

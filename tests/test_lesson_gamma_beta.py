@@ -54,11 +54,12 @@ def test_dashboard_summary_reports_the_regions(dash, z):
 def test_dashboard_figure_is_readable(dash):
     fig = dash.fig
     assert fig.get_figwidth() >= 6
-    legends = [ax.get_legend() for ax in fig.axes] + fig.legends
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + fig.legends
+    assert len(legends) == 3                         # the middle panel's entries are in the figure's legend
     assert all(t.get_fontsize() >= 9 for legend in legends for t in legend.get_texts())
     ax_y, ax_c, ax_s = fig.axes
-    assert ax_c.get_title() == "Where the values land on the sigmoid"
-    assert "first/last bar" in ax_y.get_xlabel()
+    assert ax_c.get_title() == "Where the values land\non the sigmoid"
+    assert "end bars" in ax_y.get_xlabel()
     dots, curve = ax_c.collections[-1], ax_c.lines[0]
     assert dots.get_sizes()[0] >= 15 and dots.get_zorder() > max(line.get_zorder() for line in ax_c.lines)
     assert "saturated output" in [t.get_text() for t in ax_s.get_legend().get_texts()]
@@ -176,7 +177,7 @@ def test_dashboard_figures_and_hints_in_japanese(z, capsys):
         s = d.set(gamma=2.0, beta=0.5, eps=1e-5)
         assert s.startswith("γ = 2.00, β = +0.50, ε = 1e-05: ") and "飽和" in s
         ax_y, ax_c, ax_s = d.fig.axes
-        assert ax_c.get_title() == "値がシグモイド曲線のどこに来るか"
+        assert ax_c.get_title() == "値がシグモイド曲線の\nどこに来るか"
         assert r"$\hat x$" in ax_y.get_legend().get_texts()[0].get_text()      # mathtext, not x + ̂
         plt.close(d.fig)
         gb.check_median_beta(...)
@@ -186,3 +187,26 @@ def test_dashboard_figures_and_hints_in_japanese(z, capsys):
     finally:
         bnlib.set_language("en")
     assert gb.summary_line(1.0, 0.0, 1e-5, gb.region_fractions(gb.normalize(z))).count("saturated tails") == 1
+
+
+# --------------------------------------------------------------------------- fits the screen, answers fast
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_figures_fit_jupyterlab_and_every_slider_blits(z, language):
+    """No figure wider than JupyterLab's output column at 1280 px, nothing cut off or
+    overlapping (in either language, at both ends of every slider), and every slider move is
+    drawn by blitting (only the changed artists are redrawn)."""
+    import warnings
+    bnlib.set_language(language)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")               # "Glyph … missing from font" would raise
+            d = gb.sigmoid_dashboard(z)
+            assert not bnlib.plots.layout_problems(d.fig)
+            for name, value in [("gamma", 5.0), ("beta", -5.0), ("eps", 1.0), ("gamma", 0.1), ("beta", 5.0)]:
+                assert d.would_blit(**{name: value}), f"moving {name} needs a full redraw"
+                assert not bnlib.plots.layout_problems(d.fig), (name, value)
+            model, _, _ = gb.train_bn_network(steps=5, lr=0.5)
+            fig = gb.learned_figure(model)
+            assert not bnlib.plots.layout_problems(fig)
+    finally:
+        bnlib.set_language("en")

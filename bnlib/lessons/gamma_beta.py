@@ -21,7 +21,7 @@ from ..data import load_mnist5k
 from ..i18n import _
 from ..model import MLP
 from ..norm import batchnorm_forward
-from ..plots import COLORS, new_figure
+from ..plots import COLORS, MAX_WIDTH, new_figure
 from ..train import train
 from ..widgets import Dashboard
 
@@ -110,34 +110,36 @@ def sigmoid_dashboard(z, n_points=300):
     s_edges = np.linspace(0, 1, 41)
     curve_y = np.linspace(-8, 8, 400)
 
-    fig, (ax_y, ax_c, ax_s) = new_figure(1, 3, width=12.0, height=4.1,
-                                         margins=(0.055, 0.99, 0.2, 0.8, 0.3, 0))
+    fig, (ax_y, ax_c, ax_s) = new_figure(1, 3, width=MAX_WIDTH, height=3.8,
+                                         margins=(0.075, 0.975, 0.21, 0.76, 0.42, 0))
     for ax in (ax_y, ax_c):
         _shade_regions(ax)
-    fig.legend(handles=[Patch(**SHADE["middle"], label=_("near-linear middle: |y| ≤ 1")),
-                        Patch(**SHADE["tails"], label=_("saturated tails: σ(y) < 0.05 or > 0.95 (|y| > 2.94)"))],
-               loc="upper center", ncol=2, fontsize=10, frameon=False)
     hist_y = ax_y.stairs(np.zeros(64), y_edges, fill=True, color=COLORS["bn"], alpha=0.75, label=_("y = γx̂ + β"))
-    ax_y.set(xlim=(-8, 8), xlabel=_("sigmoid input y\n(values beyond ±8 are counted in the first/last bar)"),
-             ylabel=_("fraction of values per bin"), title=_("What the sigmoid receives"))
-    ax_y.legend(loc="upper left", fontsize=9)
+    ax_y.set(xlim=(-8, 8), xlabel=_("sigmoid input y\n(beyond ±8: counted in the end bars)"),
+             ylabel=_("fraction of values per bin"))
+    ax_y.set_title(_("What the sigmoid receives"), fontsize=10)
+    legend_y = ax_y.legend(loc="upper left", fontsize=9)
 
-    ax_c.plot(curve_y, sigmoid(curve_y), color=COLORS["black"], linewidth=1.2, zorder=2, label="σ(y)")
+    (curve,) = ax_c.plot(curve_y, sigmoid(curve_y), color=COLORS["black"], linewidth=1.2, zorder=2, label="σ(y)")
     (span,) = ax_c.plot([], [], color=COLORS["bn"], linewidth=10, alpha=0.45, solid_capstyle="butt",
                         zorder=3, label=_("15–85th percentile of y"))
     dots = ax_c.scatter(np.zeros(n_points), np.zeros(n_points), s=15, color=COLORS["plain"], alpha=0.8,
                         edgecolors="none", zorder=4,
                         label=_("{n} of the values").format(n=n_points))
-    ax_c.set(xlim=(-8, 8), ylim=(-0.03, 1.03), xlabel=_("sigmoid input y"), ylabel=_("sigmoid output σ(y)"),
-             title=_("Where the values land on the sigmoid"))
-    ax_c.legend(loc="upper left", fontsize=9)
+    ax_c.set(xlim=(-8, 8), ylim=(-0.03, 1.03), xlabel=_("sigmoid input y"), ylabel=_("sigmoid output σ(y)"))
+    ax_c.set_title(_("Where the values land\non the sigmoid"), fontsize=10)
+    # one legend above the panels for the shading and the middle panel (a narrow panel has no
+    # corner free of the curve's dots)
+    fig.legend(handles=[Patch(**SHADE["middle"], label=_("near-linear middle: |y| ≤ 1")),
+                        Patch(**SHADE["tails"], label=_("saturated tails: σ(y) < 0.05 or > 0.95 (|y| > 2.94)")),
+                        curve, span, dots], loc="upper center", ncol=3, fontsize=9, frameon=False)
 
     hist_s = ax_s.stairs(np.zeros(40), s_edges, fill=True, color=COLORS["layer"], alpha=0.75, label="σ(y)")
     ax_s.axvspan(0, 0.05, **SHADE["tails"], label=_("saturated output"))
     ax_s.axvspan(0.95, 1, **SHADE["tails"])
-    ax_s.set(xlim=(0, 1), xlabel=_("sigmoid output σ(y)"), ylabel=_("fraction of values per bin"),
-             title=_("What the sigmoid sends on"))
-    ax_s.legend(loc="upper center", fontsize=9)
+    ax_s.set(xlim=(0, 1), xlabel=_("sigmoid output σ(y)"), ylabel=_("fraction of values per bin"))
+    ax_s.set_title(_("What the sigmoid sends on"), fontsize=10)
+    legend_s = ax_s.legend(loc="upper center", fontsize=9)
 
     def update(gamma, beta, eps):
         y = gamma * zc / np.sqrt(var_b + eps) + beta
@@ -153,13 +155,15 @@ def sigmoid_dashboard(z, n_points=300):
         dots.set_offsets(np.column_stack([y[sample], sigmoid(y[sample])]))
         return summary_line(gamma, beta, eps, f)
 
+    # the histograms' y-limits follow their tallest bar: the y axes are redrawn with the data
+    changing = [hist_y, hist_s, span, dots, ax_y.yaxis, ax_s.yaxis, legend_y, legend_s]
     controls = dict(
         gamma=widgets.FloatSlider(value=1.0, min=0.1, max=5.0, step=0.05, description="γ", readout_format=".2f"),
         beta=widgets.FloatSlider(value=0.0, min=-5.0, max=5.0, step=0.1, description="β", readout_format="+.1f"),
         eps=widgets.FloatLogSlider(value=1e-5, base=10, min=-8, max=0, step=0.5, description="ε",
                                    readout_format=".0e"),
     )
-    return Dashboard(fig, update, **controls)
+    return Dashboard(fig, update, animated=changing, **controls)
 
 
 # --------------------------------------------------------------------------- BN can undo itself
@@ -212,7 +216,7 @@ def plot_learned(ax_gamma, ax_beta, model):
 
 def learned_figure(model):
     """plot_learned in a figure of its own (plots.new_figure: no ipympl toolbar)."""
-    fig, (ax_gamma, ax_beta) = new_figure(1, 2, width=10.0, height=3.8)
+    fig, (ax_gamma, ax_beta) = new_figure(1, 2, width=MAX_WIDTH, height=3.6)
     plot_learned(ax_gamma, ax_beta, model)
     return fig
 

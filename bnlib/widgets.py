@@ -71,6 +71,9 @@ class Dashboard:
             for artist in self.animated:
                 artist.set_animated(True)
             fig.canvas.mpl_connect("draw_event", self._on_draw)
+            # The Dashboard redraws its figure itself; pyplot's interactive mode would also ask
+            # the browser for a full redraw as soon as an artist goes stale: twice the work.
+            fig.stale_callback = None
         for control in controls.values():
             control.observe(self._on_change, names="value")
         self.refresh()
@@ -101,9 +104,15 @@ class Dashboard:
         return leaves
 
     def _settle(self):
-        """Mark every artist as drawn, so the next update's changes show up as stale."""
+        """Mark every artist as drawn, so the next update's changes show up as stale. The Axes
+        and the figure too: ipympl runs pyplot's "redraw every stale figure" after each message
+        from the browser, which would otherwise ask for a full draw after every blit (drawing an
+        axis marks its Axes stale), and again after that draw: a loop."""
         for artist in self._leaves():
             artist.stale = False
+        for ax in self.fig.axes:
+            ax.stale = False
+        self.fig.stale = False
 
     def _limits(self):
         return [(tuple(ax.viewLim.intervalx), tuple(ax.viewLim.intervaly)) for ax in self.fig.axes]

@@ -116,9 +116,9 @@ def sigmoid_dashboard(z, n_points=300):
         _shade_regions(ax)
     hist_y = ax_y.stairs(np.zeros(64), y_edges, fill=True, color=COLORS["bn"], alpha=0.75, label=_("y = γx̂ + β"))
     ax_y.set(xlim=(-8, 8), xlabel=_("sigmoid input y\n(beyond ±8: counted in the end bars)"),
-             ylabel=_("fraction of values per bin"))
+             ylabel=_("values per bin (tallest bar = 1)"), ylim=(0, 1.4))
     ax_y.set_title(_("What the sigmoid receives"), fontsize=10)
-    legend_y = ax_y.legend(loc="upper left", fontsize=9)
+    ax_y.legend(loc="upper left", fontsize=9)
 
     (curve,) = ax_c.plot(curve_y, sigmoid(curve_y), color=COLORS["black"], linewidth=1.2, zorder=2, label="σ(y)")
     (span,) = ax_c.plot([], [], color=COLORS["bn"], linewidth=10, alpha=0.45, solid_capstyle="butt",
@@ -137,26 +137,24 @@ def sigmoid_dashboard(z, n_points=300):
     hist_s = ax_s.stairs(np.zeros(40), s_edges, fill=True, color=COLORS["layer"], alpha=0.75, label="σ(y)")
     ax_s.axvspan(0, 0.05, **SHADE["tails"], label=_("saturated output"))
     ax_s.axvspan(0.95, 1, **SHADE["tails"])
-    ax_s.set(xlim=(0, 1), xlabel=_("sigmoid output σ(y)"), ylabel=_("fraction of values per bin"))
+    ax_s.set(xlim=(0, 1), xlabel=_("sigmoid output σ(y)"), ylabel=_("values per bin (tallest bar = 1)"),
+             ylim=(0, 1.4))
     ax_s.set_title(_("What the sigmoid sends on"), fontsize=10)
-    legend_s = ax_s.legend(loc="upper center", fontsize=9)
+    ax_s.legend(loc="upper center", fontsize=9)
 
     def update(gamma, beta, eps):
         y = gamma * zc / np.sqrt(var_b + eps) + beta
         f = region_fractions(y)
-        h_y = np.histogram(np.clip(y, -8, 8), y_edges)[0] / y.size
-        h_s = np.histogram(sigmoid(y), s_edges)[0] / y.size
-        hist_y.set_data(h_y)
-        hist_s.set_data(h_s)
-        ax_y.set_ylim(0, 1.3 * h_y.max())                   # headroom for the legend
-        ax_s.set_ylim(0, 1.3 * h_s.max())
+        h_y = np.histogram(np.clip(y, -8, 8), y_edges)[0]
+        h_s = np.histogram(sigmoid(y), s_edges)[0]
+        hist_y.set_data(h_y / h_y.max())                    # tallest bar = 1: fixed axes, below the legends
+        hist_s.set_data(h_s / h_s.max())
         stretch = np.linspace(f["p15"], f["p85"], 50)
         span.set_data(stretch, sigmoid(stretch))
         dots.set_offsets(np.column_stack([y[sample], sigmoid(y[sample])]))
         return summary_line(gamma, beta, eps, f)
 
-    # the histograms' y-limits follow their tallest bar: the y axes are redrawn with the data
-    changing = [hist_y, hist_s, span, dots, ax_y.yaxis, ax_s.yaxis, legend_y, legend_s]
+    changing = [hist_y, hist_s, span, dots]
     controls = dict(
         gamma=widgets.FloatSlider(value=1.0, min=0.1, max=5.0, step=0.05, description="γ", readout_format=".2f"),
         beta=widgets.FloatSlider(value=0.0, min=-5.0, max=5.0, step=0.1, description="β", readout_format="+.1f"),

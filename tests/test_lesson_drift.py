@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from bnlib import plots
 from bnlib.checks import NotYet
 from bnlib.lessons import drift
 
@@ -208,6 +209,11 @@ def test_figures_fit_their_canvas_and_draw_every_glyph(scores, short_run, langua
                        drift.drift_dashboard(short_run).fig]
             for fig in figures:
                 assert not _texts_outside(fig), f"{fig.get_suptitle() or fig.axes[0].get_title()}"
+                assert not plots.layout_problems(fig), f"{fig.get_suptitle() or fig.axes[0].get_title()}"
+            dash = drift.drift_dashboard(short_run)        # every step blits: only the changed artists redraw
+            for step in (0, 100, int(short_run.record_steps[-1])):
+                assert dash.would_blit(step=step), step
+                assert not plots.layout_problems(dash.fig), step
     finally:
         bnlib.set_language("en")
 

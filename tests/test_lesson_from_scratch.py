@@ -241,3 +241,16 @@ def test_loop_source_is_the_code_with_translated_words():
     def strip(src):                                   # the code after the docstring
         return [ast.dump(node) for node in ast.parse(textwrap.dedent(src)).body[0].body[1:]]
     assert strip(ja) == strip(fs.loop_source())
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_figures_fit_jupyterlab(language):
+    """No figure wider than JupyterLab's output column at 1280 px with the file browser open;
+    nothing cut off or overlapping, in either language."""
+    bnlib.set_language(language)
+    try:
+        for fig in (fs.deviation_figure(fs.class_scores()), fs.graph_figure()):
+            assert not bnlib.plots.layout_problems(fig)
+            plt.close(fig)
+    finally:
+        bnlib.set_language("en")

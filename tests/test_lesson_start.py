@@ -125,3 +125,19 @@ def test_environment_report_slider_and_figure_in_japanese(monkeypatch, capsys):
         bnlib.set_language("en")
     start.check_demo(5.0)
     assert capsys.readouterr().out.endswith("✓ demo — the mean of 2, 4 and 9: correct\n")
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_figure_check_fits_jupyterlab_and_blits(language):
+    """Fits JupyterLab's output column at 1280 px with the file browser open, nothing cut off
+    or overlapping, and every move of the slider redraws only the dot (blitting)."""
+    import bnlib
+    from bnlib import plots
+    bnlib.set_language(language)
+    try:
+        dash = start.figure_check()
+        assert not plots.layout_problems(dash.fig)
+        for x in (6.0, -6.0, 0.5):
+            assert dash.would_blit(x=x), x
+    finally:
+        bnlib.set_language("en")

@@ -66,7 +66,7 @@ def scales_figure(scores, standardized=False):
     top row's edges standardized, (edges − μ) / σ, so the bars are exactly the same: only the
     numbers on the x axis change."""
     rows = 2 if standardized else 1
-    fig, axes = plots.new_figure(rows, len(scores), width=9.5, height=2.6 * rows + 0.5, squeeze=False)
+    fig, axes = plots.new_figure(rows, len(scores), width=plots.MAX_WIDTH, height=2.6 * rows + 0.5, squeeze=False)
     for col, (points, x) in enumerate(scores.items()):
         color = SCALE_COLORS.get(points, plots.CYCLE[col])
         edges = np.linspace(0, points, 21)
@@ -83,7 +83,7 @@ def scales_figure(scores, standardized=False):
             bottom.set(title=_("{scale}, standardized").format(scale=scale_name(points)),
                        xlabel=_("z = (score − μ) / σ"), xlim=(z_edges[0], z_edges[-1]), ylabel=_("students"))
     if standardized:
-        fig.suptitle(_("Raw scores (top) and standardized (bottom): "
+        fig.suptitle(_("Raw scores (top) and standardized (bottom):\n"
                        "the bars are identical, only the x axis numbers change"))
     else:
         fig.suptitle(_("One class, one test, three scales"))
@@ -145,7 +145,7 @@ def histogram_grid(history, steps=GRID_STEPS, xlim=(-6, 6)):
     width 0.25)."""
     rows = [record_index(history, s) for s in steps]
     n_layers = len(history.layers)
-    fig, axes = plots.new_figure(n_layers, len(rows), width=9.5, height=1.9 * n_layers + 0.8,
+    fig, axes = plots.new_figure(n_layers, len(rows), width=plots.MAX_WIDTH, height=1.9 * n_layers + 0.8,
                                  sharex=True, sharey=True, squeeze=False)
     for i, layer in enumerate(history.layers):
         for c, r in enumerate(rows):
@@ -159,7 +159,7 @@ def histogram_grid(history, steps=GRID_STEPS, xlim=(-6, 6)):
                 ax.set_ylabel(_("{layer}\nfraction of values").format(layer=_hidden_layer(i + 1)))
             if i == n_layers - 1:
                 ax.set_xlabel(_("sigmoid input z"))
-    fig.suptitle(_("Without BN: the sigmoid input z of all 100 units of each hidden layer, "
+    fig.suptitle(_("Without BN: the sigmoid input z of all 100 units of each hidden layer,\n"
                    "during training (dashed line: mean μ)"))
     return fig
 
@@ -167,7 +167,7 @@ def histogram_grid(history, steps=GRID_STEPS, xlim=(-6, 6)):
 def figure1b(history, layer=-1, unit=0):
     """Left: test accuracy against step. Right: the BN paper's Figure 1(b) — the 15th, 50th and
     85th percentiles of one unit's sigmoid input (last hidden layer) over training."""
-    fig, (ax_acc, ax_band) = plots.new_figure(1, 2, width=9.5, height=3.6)
+    fig, (ax_acc, ax_band) = plots.new_figure(1, 2, width=plots.MAX_WIDTH, height=3.6)
     ax_acc.plot(history.record_steps, history.test_acc, color=plots.COLORS["plain"], label=_("without BN"))
     ax_acc.axhline(0.1, color=plots.COLORS["grey"], ls=":", label=_("chance (10 classes)"))
     ax_acc.set(xlabel=_("training step"), ylabel=_("test accuracy"), ylim=(0, 1),
@@ -179,7 +179,7 @@ def figure1b(history, layer=-1, unit=0):
     number = len(history.layers) if layer == -1 else layer + 1
     which = _("first unit") if unit == 0 else _("unit {number}").format(number=unit + 1)
     ax_band.set_ylabel(_("sigmoid input z\n({layer}, {unit})").format(layer=_hidden_layer(number), unit=which))
-    ax_band.set_title(_("(b) one sigmoid input drifts (BN paper: Fig. 1b)"))
+    ax_band.set_title(_("(b) one sigmoid input drifts\n(BN paper: Fig. 1b)"))
     ax_band.legend(loc="lower left", fontsize=9)
     return fig
 
@@ -227,7 +227,7 @@ def drift_dashboard(history, xlim=(-6, 6)):
     layer showing the histogram of z at that step (filled) over the one at step 0 (grey outline).
     The update only changes data of existing artists (stairs.set_data, line.set_xdata, the title's text)."""
     n_layers = len(history.layers)
-    fig, axes = plots.new_figure(1, n_layers, width=9.5, height=3.4,
+    fig, axes = plots.new_figure(1, n_layers, width=plots.MAX_WIDTH, height=3.4,
                                  margins=(0.075, 0.98, 0.15, 0.83, 0.1, 0), sharey=True)
     axes = np.atleast_1d(axes)
     top = max(layer.pre.hist.max() for layer in history.layers) * 1.05
@@ -259,7 +259,7 @@ def drift_dashboard(history, xlim=(-6, 6)):
     slider = widgets.SelectionSlider(options=steps, value=steps[-1],
                                      description=_("step"), continuous_update=True,
                                      layout=widgets.Layout(width="60%"))
-    return Dashboard(fig, update, step=slider)
+    return Dashboard(fig, update, animated=[*current, *means, title], step=slider)
 
 
 # ---------------------------------------------------------------- exercises

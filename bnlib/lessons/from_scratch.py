@@ -18,7 +18,7 @@ from ..checks import NotYet, check
 from ..gradcheck import grad_check, rel_error
 from ..i18n import N_, _
 from ..norm import batchnorm_backward, batchnorm_backward_graph, batchnorm_forward
-from ..plots import COLORS, new_figure
+from ..plots import COLORS, MAX_WIDTH, new_figure
 
 
 # --------------------------------------------------------------------------- 偏差値 = BN with γ=10, β=50
@@ -242,8 +242,8 @@ GRAPH_NODES = [  # (name, formula, position (column, row)); formulas marked N_ a
     ("x", N_("x\n(one column:\nN values)"), (0.0, 0.0)),
     ("mu", "μ = mean(x)", (1.0, 1.0)),
     ("xc", "xc = x − μ", (2.0, 0.0)),
-    ("var", "σ² = mean(xc²)", (3.0, -1.0)),
-    ("inv", "inv = 1/√(σ² + ε)", (4.3, -1.0)),
+    ("var", "σ² = mean(xc²)", (2.75, -1.0)),
+    ("inv", "inv = 1/√(σ² + ε)", (4.45, -1.0)),
     ("xhat", N_("x̂ = xc · inv"), (5.0, 0.0)),
     ("gb", "γ, β", (5.8, 1.0)),
     ("y", N_("y = γ x̂ + β"), (6.6, 0.0)),
@@ -295,7 +295,7 @@ def draw_graph(ax):
 
 def graph_figure():
     """draw_graph in a figure of its own (plots.new_figure: no ipympl toolbar)."""
-    fig, ax = new_figure(width=10.0, height=4.2)
+    fig, ax = new_figure(width=MAX_WIDTH, height=3.6)
     draw_graph(ax)
     return fig
 

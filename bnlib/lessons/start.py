@@ -147,7 +147,7 @@ def figure_check():
         return _("x = {x:+.1f} → σ(x) = {y:.3f}. If the dot moved, interactive figures work.").format(x=x, y=y)
 
     slider = widgets.FloatSlider(value=0.0, min=-6.0, max=6.0, step=0.5, description="x")
-    return Dashboard(fig, update, x=slider)
+    return Dashboard(fig, update, animated=[dot], x=slider)
 
 
 # ---------------------------------------------------------------- exercises

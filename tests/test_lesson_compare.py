@@ -196,3 +196,27 @@ def test_check_scale_invariance(data, capsys):
                         (np.abs(y2 - y1), "one number"), ("0.0", "text")]:
         with pytest.raises(NotYet, match=hint):
             compare.check_scale_invariance(wrong, data)
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_figures_fit_jupyterlab_and_the_dashboard_blits(pair, small_grid, data, language):
+    """No figure wider than JupyterLab's output column at 1280 px with the file browser open;
+    nothing cut off or overlapping, in either language; every move of the learning-rate slider
+    and the BN switch redraws only the changed artists (blitting)."""
+    import warnings
+    import bnlib
+    from bnlib import plots
+    bnlib.set_language(language)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")               # "Glyph … missing from font" would raise
+            sweep = compare.init_sweep(data, stds=(0.01, 1.0), steps=20)
+            for fig in (compare.figure1(pair), compare.init_figure(sweep), compare.gap_figure(pair)):
+                assert not plots.layout_problems(fig)
+            dash = compare.lr_dashboard(small_grid)
+            assert not plots.layout_problems(dash.fig)
+            for move in (dict(lr=1000.0), dict(bn=False), dict(lr=0.3), dict(bn=True)):
+                assert dash.would_blit(**move), move
+                assert not plots.layout_problems(dash.fig), move
+    finally:
+        bnlib.set_language("en")

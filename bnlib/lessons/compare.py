@@ -98,8 +98,10 @@ def accuracy_at(history, step):
 def figure1(runs, layer=-1, unit=0):
     """(a) test accuracy against step, both networks; (b) without BN and (c) with BN: the 15th,
     50th and 85th percentiles of one sigmoid input z (last hidden layer, one unit), same y axis."""
-    fig, axes = plots.new_figure(1, 3, width=11.0, height=3.6)
-    ax_a, ax_b, ax_c = axes
+    fig, ax_a = plots.new_figure(1, 1, width=plots.MAX_WIDTH, height=5.8)
+    grid = fig.add_gridspec(2, 2, height_ratios=[1, 1.25])
+    ax_a.set_subplotspec(grid[0, :])                     # (a) across the top; (b) and (c) side by side below
+    ax_b, ax_c = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
     plots.accuracy_curves(ax_a, {label(k): h for k, h in runs.items()})
     for line, kind in zip(ax_a.get_lines(), runs):
         line.set_color(plots.COLORS[kind])
@@ -276,8 +278,8 @@ def lr_dashboard(grid):
     lr_arr, acc = sweep_arrays(grid)
     steps = grid[(lrs[0], "plain")].config["steps"]
     grey, black = plots.COLORS["grey"], plots.COLORS["black"]
-    fig, (ax_sw, ax_acc, ax_loss) = plots.new_figure(1, 3, width=10.0, height=4.1,
-                                                     margins=(0.065, 0.975, 0.27, 0.87, 0.32, 0))
+    fig, (ax_sw, ax_acc, ax_loss) = plots.new_figure(1, 3, width=plots.MAX_WIDTH, height=4.3,
+                                                     margins=(0.08, 0.975, 0.31, 0.86, 0.38, 0))
     for kind in KINDS:
         color = plots.COLORS[kind]
         ax_sw.plot(lr_arr, acc[kind], "o-", color=color)
@@ -291,15 +293,16 @@ def lr_dashboard(grid):
     ax_sw.set_xticks(lr_arr, [f"{lr:g}" for lr in lr_arr])
     ax_sw.minorticks_off()
     ax_sw.set(xlabel=_("learning rate (log scale)"), ylabel=_("test accuracy after {steps} steps").format(steps=steps),
-              ylim=(0, 1), title=_("the sweep (× = stopped)"))
+              ylim=(0, 1))
+    ax_sw.set_title(_("the sweep (× = stopped)"), fontsize=10)
 
     other_acc, = ax_acc.plot([], [], color=grey, lw=1.2, ls="--")
     main_acc, = ax_acc.plot([], [], lw=2.2, marker="o", ms=3)
     ax_acc.axhline(CHANCE, color=grey, ls=":", lw=1)
     note = ax_acc.text(0.5, 0.88, "", transform=ax_acc.transAxes, ha="center", va="center", color=black,
                        fontsize=LEGEND)
-    ax_acc.set(xlim=(0, steps), ylim=(0, 1), xlabel=_("training step"), ylabel=_("test accuracy"),
-               title=_("test accuracy"))
+    ax_acc.set(xlim=(0, steps), ylim=(0, 1), xlabel=_("training step"), ylabel=_("test accuracy"))
+    ax_acc.set_title(_("test accuracy"), fontsize=10)
     raw_loss, = ax_loss.plot([], [], lw=1.0, alpha=0.5)
     other_loss, = ax_loss.plot([], [], color=grey, lw=1.2, ls="--")
     main_loss, = ax_loss.plot([], [], lw=2.2)
@@ -307,17 +310,17 @@ def lr_dashboard(grid):
     ax_loss.axhline(np.log(10), color=grey, ls=":", lw=1)
     ax_loss.axhline(10 * np.log(10), color=black, ls="--", lw=1)
     ax_loss.set(xlim=(-0.03 * steps, steps), ylim=(0.05, 150), yscale="log", xlabel=_("training step"),
-                ylabel=_("training loss (log scale)"), title=_("training loss"))
-    ax_loss.legend([_legend_line(black, lw=1.0, alpha=0.5), _legend_line(black, lw=2.2),
-                    _legend_line(black, "", "v", ms=7)], [_("each step"), _("10-step average"), _("highest loss")],
-                   loc="upper right", fontsize=LEGEND)
+                ylabel=_("training loss (log scale)"))
+    ax_loss.set_title(_("training loss"), fontsize=10)
 
+    # one legend under the panels (inside them it would sit under the moving curves)
     handles = [_legend_line(plots.COLORS["plain"], "-", "o"), _legend_line(plots.COLORS["bn"], "-", "o"),
                _legend_line(grey, "--"), _legend_line(grey, ":"), _legend_line(black, "--"),
-               _legend_line("none", "", "o", mec=black, ms=11)]
+               _legend_line("none", "", "o", mec=black, ms=11), _legend_line(black, lw=1.0, alpha=0.5),
+               _legend_line(black, lw=2.2), _legend_line(black, "", "v", ms=7)]
     labels = [label("plain"), label("bn"), _("the other network, same learning rate"),
               _("chance: accuracy 10%, loss ln 10 ≈ 2.3"), _("loss 10·ln 10 ≈ 23: bnlib's stop line"),
-              _("the run shown")]
+              _("the run shown"), _("loss: each step"), _("loss: 10-step average"), _("loss: highest")]
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=LEGEND, frameon=False)
     title = fig.suptitle(" ")
 

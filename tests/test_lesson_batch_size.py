@@ -91,8 +91,15 @@ def test_training_per_batch_size_and_figure(data):
     h = runs[(2, "bn")]
     assert batch_size.final_loss(h) == pytest.approx(h.loss[-12:].mean())      # the last tenth of 120 steps
     assert batch_size.final_loss(runs[(8, "bn")]) == pytest.approx(runs[(8, "bn")].loss[-3:].mean())
-    ax = batch_size.batch_size_figure(runs).axes[0]
+    fig = batch_size.batch_size_figure(runs)
+    ax = fig.axes[0]
     assert ax.get_xlabel() and ax.get_ylabel() and ax.get_legend()
+    assert not bnlib.plots.layout_problems(fig)
+    bnlib.set_language("ja")
+    try:
+        assert not bnlib.plots.layout_problems(batch_size.batch_size_figure(runs))
+    finally:
+        bnlib.set_language("en")
 
 
 def test_batch_of_one_gives_a_clear_error(data):
@@ -139,3 +146,25 @@ def test_check_variance_ratio(u, stats, capsys):
                         (stats[4][1].mean() / u.std(), "not by σ")]:
         with pytest.raises(NotYet, match=hint):
             batch_size.check_variance_ratio(wrong, u, stats, N=4)
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_figures_fit_jupyterlab_and_the_dashboard_blits(u, stats, data, language):
+    """No figure wider than JupyterLab's output column at 1280 px with the file browser open;
+    nothing cut off or overlapping in either language; every batch size blits."""
+    import warnings
+    import bnlib
+    from bnlib import plots
+    bnlib.set_language(language)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")               # "Glyph … missing from font" would raise
+            dash = batch_size.spread_dashboard(u, stats)
+            assert not plots.layout_problems(dash.fig)
+            for N in dash.controls["N"].options[::-1]:
+                assert dash.would_blit(N=N), N
+            assert not plots.layout_problems(dash.fig)
+            xs = batch_size.coupling(u, example=0, sizes=(2, 16), sets=20)
+            assert not plots.layout_problems(batch_size.coupling_figure(u, xs, example=0))
+    finally:
+        bnlib.set_language("en")

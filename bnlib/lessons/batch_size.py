@@ -122,7 +122,7 @@ def spread_dashboard(values, stats):
             for size in sizes}
     blue, black, grey = plots.COLORS["bn"], plots.COLORS["black"], plots.COLORS["grey"]
 
-    fig, (ax_mu, ax_var, ax_sp) = plots.new_figure(1, 3, width=10.0, height=3.9,
+    fig, (ax_mu, ax_var, ax_sp) = plots.new_figure(1, 3, width=plots.MAX_WIDTH, height=3.9,
                                                    margins=(0.065, 0.99, 0.14, 0.85, 0.33, 0))
     mu_bars = ax_mu.stairs(hist[sizes[0]][0], mu_edges, fill=True, color=blue, alpha=0.7,
                            label=_("μ_B of {count:,} batches").format(count=count))

@@ -114,7 +114,8 @@ def layout_problems(fig, max_width=MAX_WIDTH):
     - the figure is wider than `max_width` inches, or its inline PNG (tight bounding box) wider
       than JupyterLab's output column;
     - a title, label, tick label, text or legend reaches past the figure's edges;
-    - texts of different panels (or of a panel and the figure) overlap;
+    - texts of different panels (or of a panel and the figure) overlap, or a panel's text
+      reaches into another panel;
     - neighbouring tick labels of one axis overlap.
     Draws the figure once (with its animated artists) to measure the texts."""
     problems = []
@@ -141,6 +142,9 @@ def layout_problems(fig, max_width=MAX_WIDTH):
         for owner2, role2, text2, bb2 in boxes[k + 1:]:
             if owner != owner2 and _overlap(bb, bb2):
                 problems.append(f"overlap: {role} {text!r} and {role2} {text2!r}")
+        for j, ax in enumerate(fig.axes):          # a text running into another panel
+            if j != owner and ax.get_visible() and role != "legend" and _overlap(bb, ax.bbox):
+                problems.append(f"{role} {text!r} reaches into panel {j + 1}")
     for i, ax in enumerate(fig.axes):
         for name in ("xtick", "ytick"):
             ticks = sorted((bb for owner, role, _t, bb in boxes if owner == i and role == name),

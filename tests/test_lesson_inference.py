@@ -351,3 +351,32 @@ def test_what_a_learner_reads_is_japanese(trained, stream, japanese, capsys):
     assert _has_japanese(str(err.value))
     bnlib.set_language("en")
     assert inf.batchmate_label("all 3s") == "all 3s" and "FoldedMLP — " in repr(inf.fold_model(model))
+
+
+# --------------------------------------------------------------------------- fits the screen, answers fast
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_figures_fit_jupyterlab_and_the_dashboards_blit(trained, stream, language):
+    """No figure wider than JupyterLab's output column at 1280 px with the file browser open;
+    nothing cut off or overlapping in either language; every choice of batchmates and every
+    momentum redraws only the changed artists (blitting)."""
+    import warnings
+    from bnlib import plots
+    model, _, data = trained
+    bnlib.set_language(language)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")               # "Glyph … missing from font" would raise
+            dash = inf.batchmates_dashboard(model, data, index=0)
+            assert not plots.layout_problems(dash.fig)
+            for _label, value in dash.controls["batchmates"].options[::-1]:
+                assert dash.would_blit(batchmates=value), value
+            assert not plots.layout_problems(dash.fig)
+            dash = inf.running_dashboard(stream)
+            for _label, value in inf.MOMENTUM_OPTIONS[::-1]:
+                assert dash.would_blit(momentum=value), value
+            assert not plots.layout_problems(dash.fig)
+            results = inf.compare_options(model, inf.with_statistics(model, inf.population_statistics(stream)), data,
+                                          batch_sizes=(2, 100))
+            assert not plots.layout_problems(inf.options_figure(results))
+    finally:
+        bnlib.set_language("en")

@@ -33,7 +33,7 @@ from ..data import load_mnist5k, minibatches
 from ..i18n import _, N_, pad
 from ..layers import BatchNorm, Linear, fold_batchnorm
 from ..model import MLP
-from ..plots import COLORS, CYCLE, new_figure
+from ..plots import COLORS, CYCLE, MAX_WIDTH, new_figure
 from ..train import train
 from ..widgets import Dashboard
 
@@ -135,7 +135,7 @@ def batchmates_dashboard(model, data, index=0):
     probs = batchmate_probabilities(model, data, index)
     sets = batchmate_sets(data)
     label = int(data.y_test[index])
-    fig, (ax_img, ax_mates, ax_bar) = new_figure(1, 3, width=9.5, height=3.1, margins=(0.01, 0.99, 0.15, 0.84, 0.22, 0),
+    fig, (ax_img, ax_mates, ax_bar) = new_figure(1, 3, width=MAX_WIDTH, height=3.1, margins=(0.01, 0.98, 0.15, 0.84, 0.3, 0),
                                                  gridspec_kw={"width_ratios": [1, 1.6, 3]})   # fixed: fast redraws
     ax_img.imshow(data.x_test[index].reshape(28, 28), cmap="gray_r")
     ax_img.set_title(_("the test image\n(true label {label})").format(label=label), fontsize=10)
@@ -150,7 +150,7 @@ def batchmates_dashboard(model, data, index=0):
                       label=_("training mode (batch statistics): the bug"))
     ax_bar.bar(classes + 0.2, first["eval"], width=0.4, fill=False, edgecolor=COLORS["black"],
                hatch="//", label=_("eval mode (running averages): correct"))
-    ax_bar.set(xticks=classes, ylim=(0, 1.18), xlabel=_("class (digit)"), ylabel=_("probability"),
+    ax_bar.set(xticks=classes, ylim=(0, 1.32), xlabel=_("class (digit)"), ylabel=_("probability"),
                title=_("the network's answer for this one image"))
     ax_bar.legend(loc="upper right", fontsize=8)
 
@@ -169,7 +169,7 @@ def batchmates_dashboard(model, data, index=0):
 
     choice = widgets.Dropdown(options=[(batchmate_label(name), name) for name in probs], value="mixed digits",
                               description=_("batchmates"))
-    return Dashboard(fig, update, batchmates=choice)
+    return Dashboard(fig, update, animated=[*bars, mates_img, mates_title], batchmates=choice)
 
 
 def accuracy_in_batches(model, data, batch_size, order=None):
@@ -326,26 +326,27 @@ def describe_momentum(momentum):
 def running_dashboard(stream, layer=0, unit=None):
     """A momentum slider: the running mean of one feature (PyTorch convention, starting at 0)
     over the stream's training batches, against the batch means (grey dots) and the population
-    value (dashed). The trace is recomputed per move (a few hundred steps: well under 10 ms)."""
+    value (dashed). Every option's trace is computed once, before the slider moves."""
     unit = clearest_unit(stream, layer) if unit is None else unit
     values = stream.means[layer][:, unit]
     target = float(values.mean())
     steps = np.arange(1, len(values) + 1)
-    fig, ax = new_figure(width=9.5, height=3.4, margins=(0.09, 0.72, 0.14, 0.91, 0, 0))  # fixed: fast redraws
+    fig, ax = new_figure(width=MAX_WIDTH, height=3.8, margins=(0.1, 0.97, 0.28, 0.91, 0, 0))  # fixed: fast redraws
     ax.plot(steps, values, ".", ms=3, color=COLORS["grey"], label=_("batch mean μ_B (one batch each)"))
     ax.axhline(target, color=COLORS["black"], ls="--", lw=1.2, label=_("population value (mean of all μ_B)"))
     with_start = lambda trace: np.concatenate([[0.0], trace])          # step 0: the start value 0
-    (line,) = ax.plot(np.arange(len(values) + 1), with_start(running_trace(values, 0.1)), color=COLORS["bn"],
+    traces = {value: running_trace(values, value) for _label, value in MOMENTUM_OPTIONS}   # precomputed
+    (line,) = ax.plot(np.arange(len(values) + 1), with_start(traces[0.1]), color=COLORS["bn"],
                       lw=2, label=_("running mean (starts at 0)"))
     lo, hi = min(0.0, values.min()), max(0.0, values.max())
     pad = 0.08 * (hi - lo)
     ax.set(xlim=(0, len(values) + 1), ylim=(lo - pad, hi + pad), xlabel=_("training batch (weights fixed)"),
            ylabel=_("mean of unit {unit}'s input\n(BN layer {layer})").format(unit=unit, layer=layer + 1),
            title=_("How the running mean tracks the batch means (it starts at 0)"))
-    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)     # outside: never covers a line
+    fig.legend(loc="lower center", ncol=3, fontsize=8, frameon=False)       # outside: never covers a line
 
     def update(momentum):
-        trace = running_trace(values, momentum)
+        trace = traces[momentum]
         line.set_ydata(with_start(trace))
         t = tracking_numbers(trace, values, target)
         settle = (_("from batch {batch} on").format(batch=t["settle"]) if t["settle"]
@@ -359,7 +360,7 @@ def running_dashboard(stream, layer=0, unit=None):
     slider = widgets.SelectionSlider(options=options, value=0.1, description=_("momentum α"),
                                      continuous_update=True, layout=widgets.Layout(width="70%"),
                                      style={"description_width": "initial"})
-    return Dashboard(fig, update, momentum=slider)
+    return Dashboard(fig, update, animated=[line], momentum=slider)
 
 
 # --------------------------------------------------------------------------- the three options
@@ -376,7 +377,7 @@ def compare_options(model, pop_model, data, batch_sizes=TEST_BATCH_SIZES):
 
 def options_figure(results):
     """Accuracy against test batch size for batch statistics; lines for the other two options."""
-    fig, ax = new_figure(width=8.0, height=3.4)
+    fig, ax = new_figure(width=MAX_WIDTH, height=3.4)
     sizes = np.array(list(results["batch"]))
     acc = np.array(list(results["batch"].values()))
     ax.plot(sizes, acc, "o-", color=CYCLE[4], label=_("batch statistics of the test batch (train mode)"))

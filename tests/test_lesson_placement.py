@@ -204,3 +204,31 @@ def test_what_a_learner_reads_is_japanese(short, capsys):
     finally:
         bnlib.set_language("en")
     assert pl.position_label("after") == "BN after the activation"
+
+
+# --------------------------------------------------------------------------- fits the screen, answers fast
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_figures_fit_jupyterlab_and_the_dashboard_blits(short, language):
+    """No figure wider than JupyterLab's output column at 1280 px with the file browser open;
+    nothing cut off or overlapping in either language; the activation toggle and every step
+    redraw only the histograms, shading and title (blitting): fixed axes."""
+    import warnings
+    import bnlib
+    from bnlib import plots
+    runs, _ = short
+    bnlib.set_language(language)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")               # "Glyph … missing from font" would raise
+            for fig in (pl.accuracy_figure(runs), pl.stability_figure(runs)):
+                assert not plots.layout_problems(fig)
+            dash = pl.histogram_dashboard(runs)
+            ylim = dash.fig.axes[0].get_ylim()
+            assert not plots.layout_problems(dash.fig)
+            for move in [dict(step=step) for step in dash.controls["step"].options] + [
+                    dict(activation="relu"), dict(step=0), dict(activation="sigmoid")]:
+                assert dash.would_blit(**move), move
+                assert not plots.layout_problems(dash.fig), move
+            assert dash.fig.axes[0].get_ylim() == ylim
+    finally:
+        bnlib.set_language("en")

@@ -26,7 +26,7 @@ from ..data import load_mnist5k
 from ..i18n import _, N_, pad
 from ..layers import BatchNorm, Linear
 from ..model import MLP
-from ..plots import COLORS, CYCLE, new_figure
+from ..plots import COLORS, CYCLE, MAX_WIDTH, new_figure
 from ..train import train
 from ..widgets import Dashboard
 
@@ -111,7 +111,7 @@ def placement_gaps(seed, steps=400, lr=0.5):
 # --------------------------------------------------------------------------- curves
 def accuracy_figure(runs):
     """Test accuracy against training step: sigmoid (left), ReLU (right)."""
-    fig, axes = new_figure(1, 2, width=9.5, height=3.4, sharey=True)
+    fig, axes = new_figure(1, 2, width=MAX_WIDTH, height=3.4, sharey=True)
     for ax, act in zip(axes, ACTIVATIONS):
         for pos in POSITIONS:
             if (act, pos) not in runs:
@@ -190,7 +190,7 @@ def _record_index(history, step):
                        len(history.record_steps) - 1))
 
 
-XLIM = {"sigmoid": (-6.0, 6.0), "relu": (-8.0, 8.0)}   # ReLU after BN-less layer 1 is wide: the whole bin range
+XLIM = {"sigmoid": (-8.0, 8.0), "relu": (-8.0, 8.0)}   # the whole bin range (ReLU after BN-less layer 1 is wide)
 HIST_STYLE = {"before": dict(fill=True, alpha=0.45, lw=0),            # filled
               "after": dict(fill=False, lw=2.0),                       # solid outline: no mixed third color
               "none": dict(fill=False, lw=1.5, ls="--")}               # dashed outline
@@ -201,13 +201,15 @@ def histogram_dashboard(runs, xlim=XLIM):
     images for BN before (blue, filled), BN after (green outline) and no BN (orange, dashed
     outline), at a chosen training step. Controls: the activation and the step. The shaded band
     marks the flat part of the activation: the saturated tails of the sigmoid, or z ≤ 0 where a
-    ReLU outputs 0. The x-range follows the activation (`xlim`: {activation: (lo, hi)}); values
-    beyond the bins (±8) are counted in the outermost bins."""
+    ReLU outputs 0. The x-range follows the activation (`xlim`: {activation: (lo, hi)}; both the
+    whole bin range by default, so the toggle redraws no axis); values beyond the bins (±8) are
+    counted in the outermost bins. The y-range is fixed (the tallest bar of any step, activation
+    and placement), so the steps can be compared and a move only redraws the histograms."""
     positions = [p for p in POSITIONS if ("sigmoid", p) in runs]
     first = runs["sigmoid", positions[0]].history
     n_layers = len(first.layers)
-    fig, axes = new_figure(1, n_layers, width=9.5, height=3.6, sharey=True,
-                           margins=(0.07, 0.99, 0.14, 0.76, 0.08, 0))            # fixed: fast redraws
+    fig, axes = new_figure(1, n_layers, width=MAX_WIDTH, height=3.6, sharey=True,
+                           margins=(0.08, 0.98, 0.14, 0.76, 0.1, 0))            # fixed: fast redraws
     edges = first.layers[0].pre.bin_edges
     stairs = {}
     for l, ax in enumerate(axes):
@@ -222,21 +224,22 @@ def histogram_dashboard(runs, xlim=XLIM):
                           for ax in axes for lo, hi in ((-8, -SATURATED), (SATURATED, 8))],
               "relu": [ax.axvspan(-8, 0, color=COLORS["grey"], alpha=0.15, lw=0) for ax in axes]}
     title = fig.suptitle("")
+    shown = [(act, pos) for act in ACTIVATIONS for pos in positions if (act, pos) in runs]
+    top = max(runs[key].history.layers[l].pre.hist.max() for key in shown for l in range(n_layers))
+    axes[0].set_ylim(0, 1.15 * top)                 # shared y, fixed: the tallest bar of any step
 
     def update(activation, step):
-        parts, top = [], 0.0
+        parts = []
         for l in range(n_layers):
             for pos in positions:
                 h = runs[activation, pos].history
-                values = h.layers[l].pre.hist[_record_index(h, step)]
-                stairs[l, pos].set_data(values=values)
-                top = max(top, values.max())
+                stairs[l, pos].set_data(values=h.layers[l].pre.hist[_record_index(h, step)])
         for act, spans in shades.items():
             for span in spans:
                 span.set_visible(act == activation)
         for ax in axes:
-            ax.set_xlim(*xlim[activation])
-        axes[0].set_ylim(0, 1.15 * top)             # shared y: one call rescales all panels
+            if ax.get_xlim() != tuple(xlim[activation]):
+                ax.set_xlim(*xlim[activation])
         what = _("saturated (σ < 0.05 or > 0.95)") if activation == "sigmoid" else _("≤ 0 (ReLU outputs 0)")
         shaded = _("the saturated tails") if activation == "sigmoid" else _("z ≤ 0, where ReLU outputs 0")
         title.set_text(_("{activation}: what the activation receives at step {step} (shaded: {shaded})")
@@ -254,13 +257,14 @@ def histogram_dashboard(runs, xlim=XLIM):
     steps = [int(s) for s in first.record_steps]
     step_control = widgets.SelectionSlider(options=steps, value=steps[-1], description=_("step"),
                                            continuous_update=True, layout=widgets.Layout(width="50%"))
-    return Dashboard(fig, update, activation=act_control, step=step_control)
+    changing = [*stairs.values(), *(span for spans in shades.values() for span in spans), title]
+    return Dashboard(fig, update, animated=changing, activation=act_control, step=step_control)
 
 
 def stability_figure(runs, activation="sigmoid", layer=1, unit=0):
     """The BN paper's Figure 1(b, c) view: 15th/50th/85th percentiles of one unit's input z
     during training, BN before (left) and BN after (right) the activation."""
-    fig, axes = new_figure(1, 2, width=9.5, height=3.2, sharey=True)
+    fig, axes = new_figure(1, 2, width=MAX_WIDTH, height=3.2, sharey=True)
     for ax, pos in zip(axes, ("before", "after")):
         h = runs[activation, pos].history
         p = h.layers[layer].pre.unit_percentiles[:, unit, :]

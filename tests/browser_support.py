@@ -503,9 +503,6 @@ class LabNotebook:
     def prompts(self) -> list[str]:
         return self.page.evaluate(JS_PROMPTS)
 
-    def unexecuted_cells(self) -> list[int]:
-        return [i for i, p in enumerate(self.prompts()) if not re.search(r"\[\d+\]", p)]
-
     def widget_errors(self) -> list[str]:
         """Outputs where ipywidgets reports a widget it could not display."""
         return self.page.evaluate("""() => [...document.querySelectorAll('.jp-Notebook .jp-OutputArea-output')]
@@ -551,6 +548,13 @@ class LabNotebook:
 
     def controls(self) -> list[Control]:
         return [Control(self, info) for info in self.page.evaluate(JS_CONTROLS)]
+
+
+def unexecuted_cells(nb_json: dict) -> list[int]:
+    """Code cells of a saved notebook that have no execution count. Read from the saved file, not
+    from the page: a cell whose source is collapsed (the self-checks) shows no prompt there."""
+    code = [c for c in nb_json["cells"] if c["cell_type"] == "code"]
+    return [i for i, cell in enumerate(code) if not cell.get("execution_count")]
 
 
 def error_outputs(nb_json: dict) -> list[str]:

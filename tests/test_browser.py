@@ -94,8 +94,8 @@ def test_sliders_redraw_the_figure_and_the_summary(lab_and_browser, folder, path
     nb = bs.LabNotebook.open(browser, lab, f"{folder}/{path.name}")
     try:
         nb.run_all()
-        unexecuted = nb.unexecuted_cells()
-        errors = bs.error_outputs(nb.save())
+        saved = nb.save()
+        unexecuted, errors = bs.unexecuted_cells(saved), bs.error_outputs(saved)
         assert not errors, f"{path.name}: cells raised in JupyterLab: {errors}"
         assert not unexecuted, f"{path.name}: code cells {unexecuted} did not run"
         nb.wait_widgets_rendered()

@@ -221,3 +221,30 @@ def test_figures_summaries_and_hints_in_japanese(short_runs, short_land, capsys)
     finally:
         bnlib.set_language("en")
     assert why.label("noisy") == "noisy BN"
+
+
+# ---------------------------------------------------------------- fits the screen, answers fast
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_figures_fit_jupyterlab_and_the_dashboards_blit(short_runs, short_land, language):
+    """No figure wider than JupyterLab's output column at 1280 px with the file browser open;
+    nothing cut off or overlapping in either language; every control of the three dashboards
+    redraws only the changed artists (an axis whose range follows the data included)."""
+    import warnings
+    from bnlib import plots
+    bnlib.set_language(language)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")               # "Glyph … missing from font" would raise
+            for fig in (why.change_figure(short_runs), why.landscape_figure(short_land),
+                        why.growth_figure(why.weight_growth(lrs=(0.1, 0.5), steps=10))):
+                assert not plots.layout_problems(fig)
+            dashboards = [(why.ics_dashboard(short_runs), [dict(unit=99), dict(layer=1), dict(unit=0), dict(layer=3)]),
+                          (why.landscape_dashboard(short_land), [dict(step=int(s)) for s in short_land.steps[::-1]]),
+                          (why.scale_dashboard(), [dict(c=0.1), dict(c=10.0), dict(c=1.0)])]
+            for dash, moves in dashboards:
+                assert not plots.layout_problems(dash.fig)
+                for move in moves:
+                    assert dash.would_blit(**move), move
+                    assert not plots.layout_problems(dash.fig), move
+    finally:
+        bnlib.set_language("en")

@@ -141,8 +141,15 @@ def ics_dashboard(runs, layer=3, unit=0):
     """Left: test accuracy against step. Then, per network, the 15th, 50th and 85th percentiles
     of one unit's sigmoid input over training (the BN paper's Figure 1(b, c) for three networks).
     Sliders choose the hidden layer and the unit."""
-    fig, axes = plots.new_figure(1, 4, 11.0, 3.3, (0.055, 0.99, 0.16, 0.8, 0.32, 0))
-    ax_acc, bands = axes[0], axes[1:]
+    # accuracy across the top, the three networks' bands side by side below (one y axis)
+    fig, ax_acc = plots.new_figure(1, 1, plots.MAX_WIDTH, 5.0, (0.09, 0.98, 0.1, 0.86, 0, 0))
+    grid = fig.add_gridspec(2, 3, left=0.1, right=0.98, bottom=0.1, top=0.86, wspace=0.08, hspace=0.75,
+                            height_ratios=[1, 1.3])
+    ax_acc.set_subplotspec(grid[0, :])
+    bands = [fig.add_subplot(grid[1, 0])]
+    bands += [fig.add_subplot(grid[1, k], sharey=bands[0]) for k in (1, 2)]
+    for ax in bands[1:]:
+        ax.tick_params(labelleft=False)
     for kind, h in runs.items():
         ax_acc.plot(h.record_steps, h.test_acc, color=COLOR[kind], label=label(kind), marker=".")
     ax_acc.set(xlabel=_("training step"), ylabel=_("test accuracy"), ylim=(0, 1), title=_("test accuracy"))
@@ -154,8 +161,10 @@ def ics_dashboard(runs, layer=3, unit=0):
                        for lw, ls, lab in ((1, "--", _("15th / 85th percentile")), (2, "-", _("median")),
                                            (1, "--", None))]
         ax.set(xlabel=_("training step"), title=label(kind))
-    bands[0].legend(loc="upper left", fontsize=7)
-    bands[0].set_ylabel(_("sigmoid input z of one unit"))
+    top = bands[0].get_position().y1                 # between the accuracy panel and the band titles
+    fig.legend(handles=lines[next(iter(runs))][:2], loc="lower right", bbox_to_anchor=(0.98, top + 0.055), ncols=2,
+               fontsize=8, frameon=False)
+    bands[0].set_ylabel(_("sigmoid input z\nof one unit"))
     title = fig.suptitle("")
 
     def update(layer, unit):
@@ -166,8 +175,7 @@ def ics_dashboard(runs, layer=3, unit=0):
                 line.set_ydata(col)
             lo, hi = min(lo, p.min()), max(hi, p.max())
         pad = 0.05 * (hi - lo) + 1e-3
-        for ax in bands:
-            ax.set_ylim(lo - pad, hi + pad)
+        bands[0].set_ylim(lo - pad, hi + pad)             # shared by the three panels
         title.set_text(_("Hidden layer {layer}, unit {unit}: how its input distribution moves during training")
                        .format(layer=layer, unit=unit))
         change = {k: np.abs(np.diff(h.layers[layer - 1].pre.unit_percentiles[:, unit, :], axis=0)).mean()
@@ -178,7 +186,9 @@ def ics_dashboard(runs, layer=3, unit=0):
 
     controls = dict(layer=widgets.IntSlider(value=layer, min=1, max=len(SIZES) - 2, description=_("layer")),
                     unit=widgets.IntSlider(value=unit, min=0, max=SIZES[1] - 1, description=_("unit")))
-    return Dashboard(fig, update, **controls)
+    # the y range follows the unit: the band panels' y axes are redrawn with the lines
+    changing = [line for group in lines.values() for line in group] + [ax.yaxis for ax in bands] + [title]
+    return Dashboard(fig, update, animated=changing, **controls)
 
 
 def change_figure(runs):
@@ -298,7 +308,7 @@ def run_landscape(steps=400, every=40, lr=0.1, batch_size=60, activation="relu",
 def landscape_dashboard(land):
     """A slider over the checkpoints. Left: the change of the loss, L(θ − η g) − L(θ), against the
     step size η. Right: the change of the gradient, ‖∇L(θ) − ∇L(θ − η g)‖, against η."""
-    fig, (ax_l, ax_g) = plots.new_figure(1, 2, 9.5, 3.6, (0.08, 0.98, 0.14, 0.8, 0.25, 0))
+    fig, (ax_l, ax_g) = plots.new_figure(1, 2, plots.MAX_WIDTH, 3.8, (0.1, 0.98, 0.13, 0.76, 0.34, 0))
     etas = np.concatenate([[0.0], land.etas])
     curves = {}
     for kind in ("plain", "bn"):
@@ -307,9 +317,9 @@ def landscape_dashboard(land):
         curves[kind] = (l_line, g_line)
     ax_l.set(xlabel=_("step size η along −g"), ylabel="L(θ − ηg) − L(θ)", title=_("change of the loss"))
     ax_g.set(xlabel=_("step size η along −g"), ylabel="‖∇L(θ) − ∇L(θ − ηg)‖", title=_("change of the gradient"))
-    ax_l.axhline(0, color=plots.COLORS["grey"], lw=0.8)
-    ax_l.legend(loc="upper left", fontsize=8)
-    ax_g.legend(loc="upper left", fontsize=8)
+    zero = ax_l.axhline(0, color=plots.COLORS["grey"], lw=0.8)
+    fig.legend(handles=[curves[kind][0] for kind in curves], loc="upper center", bbox_to_anchor=(0.5, 0.905),
+               ncols=2, fontsize=8, frameon=False)         # above the panels: the curves start at the top left
     title = fig.suptitle("")
 
     def update(step):
@@ -333,13 +343,15 @@ def landscape_dashboard(land):
 
     steps = [int(s) for s in land.steps]
     slider = widgets.SelectionSlider(options=steps, value=steps[len(steps) // 2], description=_("step"),
-                                     layout=widgets.Layout(width="60%"))
-    return Dashboard(fig, update, step=slider)
+                                     continuous_update=True, layout=widgets.Layout(width="60%"))
+    # each step on its own y scale: the y axes are redrawn with the curves
+    changing = [line for pair in curves.values() for line in pair] + [zero, ax_l.yaxis, ax_g.yaxis, title]
+    return Dashboard(fig, update, animated=changing, step=slider)
 
 
 def landscape_figure(land):
     """The three measures of Santurkar et al.'s Figure 4 over training, without and with BN."""
-    fig, axes = plots.new_figure(1, 3, 11.0, 3.4, (0.07, 0.99, 0.15, 0.82, 0.32, 0))
+    fig, axes = plots.new_figure(1, 3, plots.MAX_WIDTH, 3.6, (0.095, 0.98, 0.15, 0.8, 0.48, 0))
     measures = ((_("loss range (log scale)"), land.loss_range, _("max − min of L(θ − ηg)"), "log"),
                 (_("gradient change (log scale)"), land.max_change, _("max ‖∇L(θ) − ∇L(θ − ηg)‖"), "log"),
                 (_("effective β-smoothness"), land.beta, _("max ‖∇L(θ) − ∇L(θ − ηg)‖ / ‖ηg‖"), "linear"))
@@ -402,8 +414,9 @@ def scale_experiment(c, eps=1e-12, n=60, seed=0):
 def scale_dashboard(eps=1e-12):
     """A slider for c (0.1 … 10, log scale). Left: BN's output for c against the output for c = 1
     (all 60 × 100 values; on the diagonal = unchanged). Right: ‖W‖ and ‖∂L/∂W‖ relative to c = 1."""
-    fig, (ax_z, ax_n) = plots.new_figure(1, 2, 9.5, 3.7, (0.08, 0.98, 0.14, 0.8, 0.3, 0))
+    fig, (ax_z, ax_n) = plots.new_figure(1, 2, plots.MAX_WIDTH, 3.7, (0.08, 0.98, 0.14, 0.8, 0.3, 0))
     base = scale_experiment(1.0, eps)
+    results = {}                               # c → scale_experiment(c): each slider value computed once
     (dots,) = ax_z.plot(base["z1"].ravel(), base["z1"].ravel(), ".", ms=2, color=plots.COLORS["bn"],
                         label=_("BN output, one dot per value"))
     lim = np.abs(base["z1"]).max() * 1.05
@@ -421,7 +434,7 @@ def scale_dashboard(eps=1e-12):
     title = fig.suptitle("")
 
     def update(c):
-        r = scale_experiment(c, eps)
+        r = results.get(c) or results.setdefault(c, scale_experiment(c, eps))
         dots.set_ydata(r["zc"].ravel())
         bars[0].set_height(c)
         bars[1].set_height(r["grad_ratio"])
@@ -431,7 +444,7 @@ def scale_dashboard(eps=1e-12):
 
     slider = widgets.FloatLogSlider(value=2.0, base=10, min=-1, max=1, step=0.1, description="c",
                                     continuous_update=True)
-    return Dashboard(fig, update, c=slider)
+    return Dashboard(fig, update, animated=[dots, *bars, title], c=slider)
 
 
 @dataclass
@@ -473,7 +486,7 @@ def weight_growth(lrs=(0.1, 0.5), steps=200, batch_size=60, seed=0):
 def growth_figure(growth, layer=0):
     """Left: ‖W‖ of one hidden layer over training, relative to its start. Right: the effective
     learning rate η/‖W‖², relative to its start."""
-    fig, (ax_w, ax_e) = plots.new_figure(1, 2, 9.5, 3.5, (0.08, 0.98, 0.15, 0.8, 0.28, 0))
+    fig, (ax_w, ax_e) = plots.new_figure(1, 2, plots.MAX_WIDTH, 3.5, (0.09, 0.98, 0.15, 0.8, 0.32, 0))
     for i, lr in enumerate(growth.lrs):
         color = (plots.CYCLE[2], plots.COLORS["black"], plots.CYCLE[5])[i % 3]   # not pink: that is noisy BN here
         n = growth.norms[lr][:, layer]

@@ -237,3 +237,41 @@ def test_figures_summaries_tables_and_hints_in_japanese(small_sweep, capsys):
     finally:
         bnlib.set_language("en")
     assert family.name("layer") == "LayerNorm"
+
+
+# ---------------------------------------------------------------- fits the screen, answers fast
+def test_moving_g_selects_groupnorm_so_every_control_shows_something():
+    """G means something only for GroupNorm. A learner who moves it under another norm gets
+    GroupNorm with that G (a disabled slider answered key presses with nothing)."""
+    dash = family.axes_dashboard()
+    assert dash.controls["norm"].value == "batch" and not dash.controls["groups"].disabled
+    before = dash.summary.value
+    summary = dash.set(groups=3)
+    assert dash.controls["norm"].value == "group" and summary != before and "G = 3" in summary
+    assert dash.set(norm="layer") != summary and dash.controls["groups"].value == 3
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_figures_fit_jupyterlab_and_the_dashboards_blit(small_sweep, language):
+    """No figure wider than JupyterLab's output column at 1280 px with the file browser open;
+    nothing cut off or overlapping in either language; every control of both dashboards redraws
+    only the changed artists (blitting)."""
+    import warnings
+    from bnlib import plots
+    bnlib.set_language(language)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")               # "Glyph … missing from font" would raise
+            for fig in (family.batch_size_figure(small_sweep), family.renorm_figure(small_sweep)):
+                assert not plots.layout_problems(fig)
+            dash = family.axes_dashboard()
+            for move in (dict(groups=3), dict(norm="layer"), dict(n=3), dict(c=5), dict(norm="instance"),
+                         dict(groups=6), dict(norm="batch"), dict(groups=1)):
+                assert dash.would_blit(**move), move
+                assert not plots.layout_problems(dash.fig), move
+            dash = family.renorm_dashboard(draws=300)
+            for move in (dict(batch_size=128), dict(r_max=1.0), dict(d_max=0.0), dict(batch_size=2), dict(r_max=5.0)):
+                assert dash.would_blit(**move), move
+                assert not plots.layout_problems(dash.fig), move
+    finally:
+        bnlib.set_language("en")

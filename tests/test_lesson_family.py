@@ -237,3 +237,43 @@ def test_figures_summaries_tables_and_hints_in_japanese(small_sweep, capsys):
     finally:
         bnlib.set_language("en")
     assert family.name("layer") == "LayerNorm"
+
+
+# ---------------------------------------------------------------- fits the screen, answers fast
+def test_the_g_slider_shows_only_for_groupnorm():
+    """G means something only for GroupNorm, so its slider shows only then (disabled, it looked
+    movable and a key press on it drew nothing); it keeps its value while hidden."""
+    dash = family.axes_dashboard()
+    groups = dash.controls["groups"]
+    assert dash.controls["norm"].value == "batch" and groups.layout.display == "none"
+    summary = dash.set(norm="group")
+    assert groups.layout.display is None and "G = 2" in summary
+    assert "G = 3" in dash.set(groups=3)
+    dash.set(norm="layer")
+    assert groups.layout.display == "none" and groups.value == 3
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_figures_fit_jupyterlab_and_the_dashboards_blit(small_sweep, language):
+    """No figure wider than JupyterLab's output column at 1280 px with the file browser open;
+    nothing cut off or overlapping in either language; every control of both dashboards redraws
+    only the changed artists (blitting)."""
+    import warnings
+    from bnlib import plots
+    bnlib.set_language(language)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")               # "Glyph … missing from font" would raise
+            for fig in (family.batch_size_figure(small_sweep), family.renorm_figure(small_sweep)):
+                assert not plots.layout_problems(fig)
+            dash = family.axes_dashboard()
+            for move in (dict(groups=3), dict(norm="layer"), dict(n=3), dict(c=5), dict(norm="instance"),
+                         dict(groups=6), dict(norm="batch"), dict(groups=1)):
+                assert dash.would_blit(**move), move
+                assert not plots.layout_problems(dash.fig), move
+            dash = family.renorm_dashboard(draws=300)
+            for move in (dict(batch_size=128), dict(r_max=1.0), dict(d_max=0.0), dict(batch_size=2), dict(r_max=5.0)):
+                assert dash.would_blit(**move), move
+                assert not plots.layout_problems(dash.fig), move
+    finally:
+        bnlib.set_language("en")

@@ -243,7 +243,9 @@ def axes_dashboard(shape=PICTURE_SHAPE, x=None):
     title = ax.set_title("", fontsize=10)
 
     def update(norm, groups, n, c):
-        controls["groups"].disabled = norm != "group"      # G only means something for GroupNorm
+        # G only means something for GroupNorm: its slider shows only then (a disabled slider
+        # looked movable, and key presses on it drew nothing)
+        controls["groups"].layout.display = None if norm == "group" else "none"
         image.set_data(_picture_rgb(norm, n, c, shape, groups))
         marker.set_data([c * (W + 1) + (W - 1) / 2], [n * (H + 1) + (H - 1) / 2])
         title.set_text(_("{name}: the colored values share one mean μ and one variance σ²").format(name=name(norm)))
@@ -264,7 +266,7 @@ def axes_dashboard(shape=PICTURE_SHAPE, x=None):
     )
     for w in controls.values():
         w.style.description_width = "70px"
-    return Dashboard(fig, update, **controls)
+    return Dashboard(fig, update, animated=[image, marker, title], **controls)
 
 
 # ---------------------------------------------------------------- batch-size robustness
@@ -414,7 +416,7 @@ def renorm_dashboard(sizes=_RENORM_SIZES_SHOWN, draws=2000):
     −d_max … d_max drawn as dashed lines. One legend for both panels, above them (never on a bar)."""
     sims = {b: simulate_rd(b, draws) for b in sizes}
     r_bins, d_bins = np.linspace(0, 5.5, 56), np.linspace(-5.5, 5.5, 56)
-    fig, (ax_r, ax_d) = plots.new_figure(1, 2, 9.0, 3.7, (0.08, 0.98, 0.14, 0.74, 0.25, 0))
+    fig, (ax_r, ax_d) = plots.new_figure(1, 2, plots.MAX_WIDTH, 3.9, (0.08, 0.98, 0.13, 0.72, 0.25, 0))
     r_hist = ax_r.stairs(np.zeros(len(r_bins) - 1), r_bins, fill=True, color=COLOR["renorm"], alpha=0.8,
                          label=_("one batch's r or d, unclipped (histogram)"))
     d_hist = ax_d.stairs(np.zeros(len(d_bins) - 1), d_bins, fill=True, color=COLOR["renorm"], alpha=0.8)
@@ -423,22 +425,25 @@ def renorm_dashboard(sizes=_RENORM_SIZES_SHOWN, draws=2000):
     r_lines[0].set_label(_("clipping limits (1/r_max, r_max and −d_max, d_max)"))
     ax_r.axvline(1, color=plots.COLORS["grey"], lw=1)
     ax_d.axvline(0, color=plots.COLORS["grey"], lw=1)
-    ax_r.set(xlabel="r = σ_B / σ_run", ylabel=_("fraction of batches"), xlim=(0, 5.5))
-    ax_d.set(xlabel="d = (μ_B − μ_run) / σ_run", ylabel=_("fraction of batches"), xlim=(-5.5, 5.5))
-    ax_r.set_title(_("r: the batch's standard deviation ÷ the running one"), fontsize=9)
-    ax_d.set_title(_("d: shift of the batch mean, in running standard deviations"), fontsize=9)
-    fig.legend(handles=[r_hist, r_lines[0]], loc="upper center", bbox_to_anchor=(0.5, 0.89), ncols=2,
+    ax_r.set(xlabel="r = σ_B / σ_run", ylabel=_("batches per bin (tallest bar = 1)"), xlim=(0, 5.5), ylim=(0, 1.1))
+    ax_d.set(xlabel="d = (μ_B − μ_run) / σ_run", ylabel=_("batches per bin (tallest bar = 1)"), xlim=(-5.5, 5.5),
+             ylim=(0, 1.1))
+    ax_r.set_title(_("r: the batch's standard deviation\n÷ the running one"), fontsize=9)
+    ax_d.set_title(_("d: shift of the batch mean,\nin running standard deviations"), fontsize=9)
+    fig.legend(handles=[r_hist, r_lines[0]], loc="upper center", bbox_to_anchor=(0.5, 0.9), ncols=2,
                fontsize=8, frameon=False)
     title = fig.suptitle("")
 
+    def relative(counts):
+        return counts / counts.max()
+    hists = {b: (relative(np.histogram(np.clip(r, 0, 5.5), r_bins)[0]),       # computed once; the tallest
+                 relative(np.histogram(np.clip(d, -5.5, 5.5), d_bins)[0]))     # bar is 1: fixed axes
+             for b, (r, d) in sims.items()}
+
     def update(batch_size, r_max, d_max):
         r, d = sims[batch_size]
-        r_counts = np.histogram(np.clip(r, 0, 5.5), r_bins)[0] / len(r)
-        d_counts = np.histogram(np.clip(d, -5.5, 5.5), d_bins)[0] / len(d)
-        r_hist.set_data(values=r_counts)
-        d_hist.set_data(values=d_counts)
-        ax_r.set_ylim(0, 1.1 * r_counts.max())
-        ax_d.set_ylim(0, 1.1 * d_counts.max())
+        r_hist.set_data(values=hists[batch_size][0])
+        d_hist.set_data(values=hists[batch_size][1])
         for line, v in zip(r_lines, (1 / r_max, r_max)):
             line.set_xdata([v, v])
         for line, v in zip(d_lines, (-d_max, d_max)):
@@ -458,7 +463,7 @@ def renorm_dashboard(sizes=_RENORM_SIZES_SHOWN, draws=2000):
         r_max=widgets.FloatSlider(value=3.0, min=1.0, max=5.0, step=0.5, description="r_max"),
         d_max=widgets.FloatSlider(value=5.0, min=0.0, max=5.0, step=0.5, description="d_max"),
     )
-    return Dashboard(fig, update, **controls)
+    return Dashboard(fig, update, animated=[r_hist, d_hist, *r_lines, *d_lines, title], **controls)
 
 
 def renorm_figure(result):
@@ -466,7 +471,7 @@ def renorm_figure(result):
     averages) and with batch statistics. Right: their training loss at the end of training (the
     mean over the last quarter of each run's steps: the same number of images at every N)."""
     sizes = sorted(result.renorm_acc)
-    fig, (ax_acc, ax_loss) = plots.new_figure(1, 2, 9.5, 3.6, (0.07, 0.99, 0.15, 0.86, 0.25, 0))
+    fig, (ax_acc, ax_loss) = plots.new_figure(1, 2, plots.MAX_WIDTH, 3.6, (0.08, 0.98, 0.15, 0.86, 0.3, 0))
     pos = np.arange(len(sizes))
     bars = [("batch", "eval", _("BN, eval mode"), None), ("batch", "batch", _("BN, batch statistics"), "//"),
             ("renorm", "eval", _("BRN, eval mode"), None), ("renorm", "batch", _("BRN, batch statistics"), "//")]

@@ -220,7 +220,10 @@ class Dashboard:
             "text/html": (
                 '<div class="bnlib-static-figure">'
                 "<style>.jp-OutputArea-child:has(.bnlib-static-figure)"
-                ":has(+ .jp-OutputArea-child .bnlib-dashboard) { display: none; }</style>"
+                ":has(+ .jp-OutputArea-child .bnlib-dashboard) { display: none; }"
+                # the summary line wraps instead of being cut off at the output column's edge
+                ".bnlib-summary { white-space: normal !important; height: auto !important;"
+                " line-height: 1.4 !important; overflow: visible !important; }</style>"
                 f'<img src="data:image/png;base64,{self.png()}" '
                 f'alt="{html.escape(self.summary.value)}"/>'
                 f"<div><i>{html.escape(self.summary.value)}</i> — "

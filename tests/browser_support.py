@@ -245,7 +245,7 @@ class JupyterLab:
 
 # ----------------------------------------------------------------------------- the browser
 @contextlib.contextmanager
-def chromium(user_data_dir: pathlib.Path, width: int = 1400, height: int = 1000):
+def chromium(user_data_dir: pathlib.Path, width: int = 1280, height: int = 800):
     """A headless persistent Chromium context (Debian's binary); always closed."""
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
@@ -280,34 +280,86 @@ JS_RUN_FINISHED = """() => {
   return p.length > 0 && !p.some(t => t.includes('*')) && p.some(t => /\\[\\d+\\]/.test(t));
 }"""
 
-# Slider handles on the page, each with what a test needs to know about it.
-JS_CONTROLS = """() => [...document.querySelectorAll('.jp-Notebook [role=slider]')].map((h, i) => {
-  const box = h.closest('.widget-slider') || h.parentElement;
-  const summary = (() => { for (let e = h.parentElement; e; e = e.parentElement) {
-      if (e.classList.contains('jp-OutputArea-output')) return null;
-      const s = e.querySelector(':scope > .bnlib-summary'); if (s) return s; } return null; })();
-  const label = box && box.querySelector('.widget-label');
-  const readout = box && box.querySelector('.widget-readout');
-  const cell = h.closest('.jp-CodeCell');
+# Every control on the page: slider handles, toggle buttons (one group or one button), dropdowns
+# and checkboxes, in page order. Each gets a data-bnlib-control attribute to find it again.
+CONTROL_SELECTOR = (".jp-Notebook [role=slider], .jp-Notebook .widget-toggle-buttons, "
+                    ".jp-Notebook button.widget-toggle-button, .jp-Notebook .widget-dropdown select, "
+                    ".jp-Notebook .widget-checkbox input[type=checkbox]")
+
+# The state of one control element, whatever its kind (the same function in every call below).
+JS_STATE = """el => { const st = (el => {
+  const kind = el.getAttribute('role') === 'slider' ? 'slider'
+    : el.classList.contains('widget-toggle-buttons') ? 'toggles'
+    : el.tagName === 'BUTTON' ? 'toggle' : el.tagName === 'SELECT' ? 'dropdown' : 'checkbox';
+  const text = e => (e ? e.textContent.trim() : '');
+  if (kind === 'slider') {
+    const box = el.closest('.widget-slider') || el.parentElement;
+    const r = box && box.querySelector('.widget-readout');
+    const target = el.closest('.noUi-target');
+    return {kind, value: parseFloat(el.getAttribute('aria-valuenow')),
+            min: parseFloat(el.getAttribute('aria-valuemin')), max: parseFloat(el.getAttribute('aria-valuemax')),
+            readout: r ? text(r) : null, key: el.getAttribute('aria-valuenow') + '|' + (r ? text(r) : ''),
+            disabled: !!(target && target.hasAttribute('disabled'))
+                      || !!(box && box.querySelector('.widget-readout[contenteditable=false]'))};
+  }
+  if (kind === 'toggles') {
+    const buttons = [...el.querySelectorAll('button')];
+    const i = buttons.findIndex(b => b.classList.contains('mod-active'));
+    return {kind, value: i, min: 0, max: buttons.length - 1, readout: i >= 0 ? text(buttons[i]) : null,
+            key: String(i), disabled: buttons.every(b => b.disabled)};
+  }
+  if (kind === 'toggle') {
+    const on = el.classList.contains('mod-active');
+    return {kind, value: on ? 1 : 0, min: 0, max: 1, readout: text(el), key: String(on), disabled: el.disabled};
+  }
+  if (kind === 'dropdown')
+    return {kind, value: el.selectedIndex, min: 0, max: el.options.length - 1,
+            readout: el.selectedIndex >= 0 ? text(el.options[el.selectedIndex]) : null,
+            key: String(el.selectedIndex), disabled: el.disabled};
+  return {kind, value: el.checked ? 1 : 0, min: 0, max: 1, readout: String(el.checked), key: String(el.checked),
+          disabled: el.disabled};
+  })(el);
+  st.visible = el.checkVisibility();        // a control can hide itself (08: G only for GroupNorm)
+  return st;
+}"""
+
+JS_CONTROLS = """() => {
+  const state = %s;
   const cells = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell')];
-  const target = h.closest('.noUi-target');
-  const disabled = !!(target && target.hasAttribute('disabled')) || !!(box && box.querySelector('.widget-readout[contenteditable=false]'));
-  return {index: i, cell: cells.indexOf(cell), dashboard: !!summary, disabled,
-          label: label ? label.textContent.trim() : '',
-          readout: readout ? readout.textContent.trim() : null,
-          value: h.getAttribute('aria-valuenow'), min: h.getAttribute('aria-valuemin'),
-          max: h.getAttribute('aria-valuemax')};
-})"""
+  return [...document.querySelectorAll(%r)]
+    .filter(el => !(el.tagName === 'BUTTON' && el.closest('.widget-toggle-buttons')))
+    .map((el, i) => {
+      el.setAttribute('data-bnlib-control', String(i));
+      const summary = (() => { for (let e = el.parentElement; e; e = e.parentElement) {
+          if (e.classList.contains('jp-OutputArea-output')) return null;
+          const s = e.querySelector(':scope > .bnlib-summary'); if (s) return s; } return null; })();
+      const box = el.closest('.widget-slider, .widget-toggle-buttons, .widget-dropdown, .widget-checkbox') || el;
+      const label = box.querySelector(':scope > .widget-label, :scope label');
+      const st = state(el);
+      return {index: i, kind: st.kind, cell: cells.indexOf(el.closest('.jp-CodeCell')), dashboard: !!summary,
+              disabled: st.disabled, label: label ? label.textContent.trim() : (st.kind === 'toggle' ? st.readout : ''),
+              readout: st.readout, value: st.value, min: st.min, max: st.max};
+    });
+}""" % (JS_STATE, CONTROL_SELECTOR)
+
+# Keys a learner presses to move each kind of control one step (+1, −1) or to its end.
+KEYS = {"slider": {+1: "ArrowRight", -1: "ArrowLeft", "end": "End", "home": "Home"}}
 
 
 class Control:
-    """One slider handle on the page, with its dashboard (if any): summary line and canvas."""
+    """One control on the page (slider, toggle buttons, toggle button, dropdown, checkbox), with
+    its dashboard (if any): summary line and canvas. Moves are what a learner does: arrow keys on
+    a slider handle, Enter on a button, Space on a checkbox, picking an option of a dropdown."""
 
     def __init__(self, nb: "LabNotebook", info: dict):
         self.nb, self.info = nb, info
         page = nb.page
-        self.handle = page.locator(".jp-Notebook [role=slider]").nth(info["index"])
-        self.box = self.handle.locator("xpath=ancestor::div[contains(@class,'widget-slider')][1]")
+        self.handle = page.locator(f'[data-bnlib-control="{info["index"]}"]')
+        self.box = self.handle.locator(
+            "xpath=ancestor-or-self::div[contains(@class,'widget-slider') or contains(@class,'widget-toggle-buttons')"
+            " or contains(@class,'widget-dropdown') or contains(@class,'widget-checkbox')][1]")
+        if info["kind"] == "toggle":
+            self.box = self.handle
         self.output = self.handle.locator(
             "xpath=ancestor::div[contains(@class,'jp-OutputArea-output')][1]")
         if info["dashboard"]:
@@ -320,20 +372,20 @@ class Control:
             self.root, self.summary, self.canvas = self.output, None, None
 
     @property
+    def kind(self) -> str:
+        return self.info["kind"]
+
+    @property
     def name(self) -> str:
         label = self.info["label"] or f"slider {self.info['index']}"
         return f"cell {self.info['cell']} · {label}"
 
     # -- what the learner sees
     def state(self) -> dict:
-        return self.handle.evaluate("""h => {
-          const box = h.closest('.widget-slider') || h.parentElement;
-          const r = box && box.querySelector('.widget-readout');
-          return {value: parseFloat(h.getAttribute('aria-valuenow')),
-                  min: parseFloat(h.getAttribute('aria-valuemin')),
-                  max: parseFloat(h.getAttribute('aria-valuemax')),
-                  readout: r ? r.textContent.trim() : null};
-        }""")
+        """kind, value (a slider's position; the index of the chosen button or option; 0/1 for
+        a toggle or checkbox), min, max, readout (the text the learner reads), key (changes
+        whenever the control moved), disabled, visible."""
+        return self.handle.evaluate(JS_STATE)
 
     def summary_text(self) -> str | None:
         # textContent, not innerText: JupyterLab skips layout of cells scrolled out of view
@@ -382,32 +434,51 @@ class Control:
 
     # -- acting
     def press(self, key: str):
-        """Focus the handle and press a key (ArrowRight, ArrowLeft, Home, End, PageUp …)."""
+        """Focus the control and press a key (ArrowRight, ArrowLeft, Home, End, Enter, Space …)."""
         self.handle.scroll_into_view_if_needed()
         self.handle.focus()
         self.nb.page.keyboard.press(key)
 
-    def move(self, key: str, before: dict) -> dict:
-        """Press `key` and wait until the slider, the summary and the picture have all changed
-        from `before` (a dict from `snapshot()`) and the kernel is idle again. Returns the new
-        snapshot; raises AssertionError naming what did not change."""
-        self.press(key)
+    def act(self, move):
+        """Move the control as a learner would: move = +1 / −1 (one step up or down) or
+        "end" / "home" (to the last or first value). Toggles and checkboxes flip."""
+        kind = self.kind
+        if kind == "slider":
+            return self.press(KEYS["slider"][move])
+        if kind in ("toggle", "checkbox"):
+            return self.press("Enter" if kind == "toggle" else "Space")
+        st = self.state()
+        target = {"end": st["max"], "home": st["min"]}.get(move, st["value"] + (move if move in (1, -1) else 0))
+        target = int(min(max(target, st["min"]), st["max"]))
+        if kind == "toggles":
+            button = self.handle.locator("button").nth(target)
+            button.scroll_into_view_if_needed()
+            button.focus()
+            self.nb.page.keyboard.press("Enter")
+        else:                                     # dropdown: pick the option (Chromium's closed
+            self.handle.scroll_into_view_if_needed()      # <select> ignores the arrow keys headless)
+            self.handle.select_option(index=target)
+
+    def move(self, move, before: dict) -> dict:
+        """Act (see `act`; a key name is pressed as such) and wait until the control, the summary
+        and the picture have all changed from `before` (a dict from `snapshot()`) and the kernel
+        is idle again. Returns the new snapshot; raises AssertionError naming what did not change."""
+        if isinstance(move, str) and move not in ("end", "home"):
+            self.press(move)
+        else:
+            self.act(move)
         deadline = time.monotonic() + MOVE_TIMEOUT
-        try:      # the handle moved: its position (rounded in aria-valuenow) or its readout
-            self.handle.evaluate("""(h, old) => new Promise((res, rej) => {
-              const box = h.closest('.widget-slider') || h.parentElement;
-              const readout = () => { const r = box.querySelector('.widget-readout');
-                                      return r ? r.textContent.trim() : null; };
+        try:      # the control moved: its position, its readout, the chosen button or option
+            self.handle.evaluate("""(el, old) => new Promise((res, rej) => {
+              const state = %s;
               const t0 = performance.now();
               (function poll() {
-                if (h.getAttribute('aria-valuenow') !== old.aria || readout() !== old.readout)
-                  return res(true);
+                if (state(el).key !== old) return res(true);
                 if (performance.now() - t0 > 15000) return rej(new Error('timeout'));
-                setTimeout(poll, 20); })(); })""", {"aria": before["aria"],
-                                                    "readout": before["readout"]})
+                setTimeout(poll, 20); })(); })""" % JS_STATE, before["key"])
         except Exception as e:
-            raise AssertionError(f"{self.name}: pressing {key} did not move the slider "
-                                 f"(still {before['readout'] or before['aria']})") from e
+            raise AssertionError(f"{self.name}: {move} did not move the control "
+                                 f"(still {before['readout']})") from e
         if self.summary is not None:
             try:
                 self.summary.evaluate("""(el, old) => new Promise((res, rej) => {
@@ -416,7 +487,7 @@ class Control:
                     if (performance.now() - t0 > %d) return rej(new Error('timeout'));
                     setTimeout(poll, 25); })(); })""" % (MOVE_TIMEOUT * 1000), before["summary"])
             except Exception as e:
-                raise AssertionError(f"{self.name}: after {key} the summary line did not change "
+                raise AssertionError(f"{self.name}: after {move} the summary line did not change "
                                      f"from {before['summary']!r}") from e
         self.nb.wait_idle(timeout=max(5.0, deadline - time.monotonic()))
         # the new picture arrives after the summary (ipympl's draw round trip): poll for it,
@@ -427,7 +498,7 @@ class Control:
             picture = self.picture()
         if not self._changed(picture, before["picture"]):
             what = "figure's pixels" if self.canvas is not None else "output"
-            raise AssertionError(f"{self.name}: after {key} the {what} did not change")
+            raise AssertionError(f"{self.name}: after {move} the {what} did not change")
         self.nb.wait_idle(timeout=max(5.0, deadline - time.monotonic()))
         return self.snapshot(picture=self.picture())
 
@@ -438,10 +509,44 @@ class Control:
     def snapshot(self, picture: bytes | None = None) -> dict:
         self.bring_into_view()
         st = self.state()
-        return {"value": st["value"], "min": st["min"], "max": st["max"],
-                "readout": st["readout"], "aria": self.handle.get_attribute("aria-valuenow"),
-                "summary": self.summary_text(),
+        return {"value": st["value"], "min": st["min"], "max": st["max"], "readout": st["readout"],
+                "key": st["key"], "aria": st["key"], "summary": self.summary_text(),
                 "picture": picture if picture is not None else self.picture()}
+
+
+JS_TOO_WIDE = """async () => {
+  const cells = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell')];
+  const frame = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  const problems = [];
+  const where = (o, e) => `code cell ${cells.indexOf(o.closest('.jp-CodeCell'))}: ${e.tagName.toLowerCase()}`
+    + (e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\\s+/).slice(0, 2).join('.') : '');
+  for (const o of document.querySelectorAll('.jp-Notebook .jp-OutputArea-output')) {
+    o.scrollIntoView({block: 'center'});
+    await frame();
+    if (!o.checkVisibility()) continue;
+    const box = o.getBoundingClientRect();
+    if (box.width === 0) continue;
+    for (const f of o.querySelectorAll('canvas, img, svg')) {
+      if (!f.checkVisibility()) continue;
+      const r = f.getBoundingClientRect();
+      const natural = f.tagName === 'IMG' ? f.naturalWidth : r.width;
+      if (natural > box.width + 1 || r.right > box.right + 1)
+        problems.push(`${where(o, f)} is ${Math.round(natural)} px wide, the output area ${Math.round(box.width)} px`);
+    }
+    for (const e of [o, ...o.querySelectorAll('*')]) {
+      if (!e.checkVisibility() || e.tagName === 'CANVAS' || e.tagName === 'IMG') continue;
+      const r = e.getBoundingClientRect();
+      if (r.width > 0 && r.right > box.right + 1) {
+        problems.push(`${where(o, e)} reaches ${Math.round(r.right - box.right)} px past the output area`);
+        continue;
+      }
+      const ox = getComputedStyle(e).overflowX;
+      if (ox !== 'visible' && e.scrollWidth > e.clientWidth + 1)
+        problems.push(`${where(o, e)} is cut off or scrolls sideways (${e.scrollWidth} px of content in ${e.clientWidth} px)`);
+    }
+  }
+  return [...new Set(problems)];
+}"""
 
 
 class LabNotebook:
@@ -547,7 +652,17 @@ class LabNotebook:
         raise TimeoutError(f"{self.name}: saving did not write executed cells in {timeout} s")
 
     def controls(self) -> list[Control]:
+        """Every control on the page (sliders, toggle buttons, dropdowns, checkboxes), hidden
+        ones too (a control may show when another one moves: check `state()["visible"]`)."""
         return [Control(self, info) for info in self.page.evaluate(JS_CONTROLS)]
+
+    def too_wide(self) -> list[str]:
+        """What does not fit the output column, as sentences: a figure, canvas or image wider
+        than its output area (an image by its own pixel width, even if the browser shrinks it to
+        fit), or anything in an output reaching past the area's right edge or clipped/scrolled
+        sideways (a summary line cut off, an HBox of controls too wide). Each output is scrolled
+        into view first, as JupyterLab skips laying out cells out of view."""
+        return self.page.evaluate(JS_TOO_WIDE)
 
 
 def unexecuted_cells(nb_json: dict) -> list[int]:

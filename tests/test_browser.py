@@ -1,16 +1,21 @@
 """The notebooks as a learner meets them: JupyterLab in a real browser (Debian's Chromium driven
-by Python Playwright, see tests/browser_support.py).
+by Python Playwright, see tests/browser_support.py), in a 1280 × 800 window with the file browser
+open (JupyterLab's output column is then 848 px wide).
 
-For every notebook with sliders (found automatically: its code, or a bnlib.lessons module it
-imports, builds a Dashboard, an ipywidgets slider or an `interact`) and for the fixture
-tests/fixtures/dashboard.ipynb (the harness checking itself): open it, Run → Run All Cells,
-wait for the kernel to go idle, then move every slider by keyboard (focus the handle, press
-ArrowRight/ArrowLeft, then End/Home) and check that
-- the figure's pixels change (screenshots of the canvas before and after),
-- the Dashboard's one-line summary (`.bnlib-summary`) changes and states the slider's new value,
-- moving back restores the summary (it is a function of the value, not of the history),
+For every notebook with controls (found automatically: its code, or a bnlib.lessons module it
+imports, builds a Dashboard, an ipywidgets slider or an `interact`) and for the fixtures
+tests/fixtures/dashboard.ipynb and floor.ipynb (the harness checking itself): open it, Run → Run
+All Cells, wait for the kernel to go idle, check that every output fits the output column (no
+figure, canvas or image wider than its output area, nothing reaching past it or cut off
+sideways), then move every control both ways as a learner would (a slider by keyboard: one step
+right, or left when it starts at its maximum, back, then End or Home; toggle buttons with Enter,
+a dropdown by picking an option) and check that
+- the figure's pixels change (the canvas read before and after),
+- the Dashboard's one-line summary (`.bnlib-summary`) changes and states a slider's new value,
+- moving back restores the summary and the picture (they are functions of the values),
 and that no cell raised, no cell was left unexecuted, the page shows no "Error displaying widget"
-and no "Jupyter news" prompt. One Japanese notebook is opened too: its summaries must be Japanese.
+and no "Jupyter news" prompt. One Japanese notebook with sliders is driven too: its summaries
+must be Japanese. Every other notebook of both editions is run and checked to fit.
 
 Locally the browser tests skip with a message when /usr/bin/chromium is missing; with CI=true
 they fail instead (.ci/run installs Debian's chromium). The static-fallback test at the end needs
@@ -35,8 +40,11 @@ IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 NOTEBOOKS = bs.interactive_notebooks(ROOT / "notebooks")
 # the Japanese edition: one notebook with sliders is enough to show its figures and summaries redraw
 JA_NOTEBOOK = ROOT / "notebooks" / "ja" / "03_gamma_beta.ipynb"
-CASES = ([("fixtures", FIXTURE)] + [("notebooks", p) for p in NOTEBOOKS]
+CASES = ([("fixtures", FIXTURE), ("fixtures", FIXTURES / "floor.ipynb")] + [("notebooks", p) for p in NOTEBOOKS]
          + [("notebooks/ja", JA_NOTEBOOK)])
+# every other notebook of both editions: run it and check that its outputs fit
+FIT_ONLY = [(folder, p) for folder in ("notebooks", "notebooks/ja")
+            for p in sorted((ROOT / folder).glob("[0-9][0-9]_*.ipynb")) if (folder, p) not in CASES]
 JAPANESE = re.compile(r"[ぁ-んァ-ン一-龥]")
 
 
@@ -55,19 +63,19 @@ def lab_and_browser(tmp_path_factory):
 
 
 def exercise(control: bs.Control):
-    """Right (or left at the maximum), back, then to the far end; check each step."""
+    """One step (up, or down when the control starts at its maximum), back, then to the far
+    end; check each move. Toggles and checkboxes flip, flip back and flip again."""
     start = control.snapshot()
     at_max = start["value"] >= start["max"]
-    first, back = ("ArrowLeft", "ArrowRight") if at_max else ("ArrowRight", "ArrowLeft")
-    far = "Home" if at_max else "End"
+    first, back, far = (-1, +1, "home") if at_max else (+1, -1, "end")
 
     moved = control.move(first, start)
     check_summary(control, moved)
     returned = control.move(back, moved)
-    assert (returned["aria"], returned["readout"]) == (start["aria"], start["readout"]), (
-        f"{control.name}: {first} then {back} should return to {start['readout']}, "
+    assert (returned["key"], returned["readout"]) == (start["key"], start["readout"]), (
+        f"{control.name}: {first:+d} then {back:+d} should return to {start['readout']}, "
         f"got {returned['readout']}")
-    if control.summary is not None:     # summary and picture are functions of the value
+    if control.summary is not None:     # summary and picture are functions of the values
         assert returned["summary"] == start["summary"], (
             f"{control.name}: back at the starting value the summary should read "
             f"{start['summary']!r} again, got {returned['summary']!r}")
@@ -81,7 +89,7 @@ def exercise(control: bs.Control):
 
 
 def check_summary(control: bs.Control, snap: dict):
-    if control.summary is None:
+    if control.summary is None or control.kind != "slider":    # a slider's summary states its value
         return
     assert bs.shows_value(snap["summary"], snap["readout"], snap["value"]), (
         f"{control.name}: the summary {snap['summary']!r} does not state the slider's value "
@@ -103,6 +111,8 @@ def test_sliders_redraw_the_figure_and_the_summary(lab_and_browser, folder, path
         assert nb.visible_static_figures() == 0, (
             f"{path.name}: the static fallback picture shows beside the live figure")
         assert bs.NEWS_PROMPT not in nb.page_text(), "the 'Jupyter news' prompt is showing"
+        too_wide = nb.too_wide()
+        assert not too_wide, f"{path.name}: outputs do not fit the 848-px output column: {too_wide}"
 
         controls = nb.controls()
         assert controls, (f"{path.name} builds sliders (code or lesson module) but the page "
@@ -110,12 +120,19 @@ def test_sliders_redraw_the_figure_and_the_summary(lab_and_browser, folder, path
         if path == FIXTURE:
             assert [(c.info["dashboard"], c.info["disabled"]) for c in controls] == [
                 (True, False), (True, False), (True, True), (False, False)]
-        for control in controls:
-            if not control.info["disabled"]:     # a learner cannot move a disabled slider
-                start, moved, end = exercise(control)
-                if folder == "notebooks/ja" and control.summary is not None:
-                    assert JAPANESE.search(moved["summary"]), (
-                        f"{path.name}: the summary under the figure is not in Japanese: {moved['summary']!r}")
+        hidden = []
+        for control in controls:                 # in page order: a control that an earlier one
+            state = control.state()              # revealed (08: G, shown for GroupNorm) is moved too
+            if state["disabled"]:                # a learner cannot move it
+                continue
+            if not state["visible"]:
+                hidden.append(control.name)
+                continue
+            start, moved, end = exercise(control)
+            if folder == "notebooks/ja" and control.summary is not None:
+                assert JAPANESE.search(moved["summary"]), (
+                    f"{path.name}: the summary under the figure is not in Japanese: {moved['summary']!r}")
+        assert not hidden, f"{path.name}: controls never shown while the others moved: {hidden}"
 
         assert not nb.widget_errors(), f"{path.name}: widgets failed to display: {nb.widget_errors()}"
         errors = bs.error_outputs(nb.save())
@@ -127,6 +144,35 @@ def test_sliders_redraw_the_figure_and_the_summary(lab_and_browser, folder, path
             print(f"screenshot of the page: {shot}")
         print(f"JupyterLab log (tail):\n{lab.log_tail(40)}")
         print(f"browser console errors: {nb.console_errors[-10:]}")
+        raise
+    finally:
+        nb.close()
+        with contextlib.suppress(Exception):
+            lab.shutdown_kernels()
+
+
+@pytest.mark.parametrize("folder,path", FIT_ONLY, ids=[f"{folder}/{p.name}" for folder, p in FIT_ONLY])
+def test_every_notebook_runs_and_fits_the_output_column(lab_and_browser, folder, path):
+    """Notebooks not driven above (static figures only, or the Japanese twins): every cell runs
+    in JupyterLab and every output fits the 848-px output column of a 1280-px window with the
+    file browser open (figures drawn 100 px per inch: at most 8.2 in wide)."""
+    lab, browser = lab_and_browser
+    nb = bs.LabNotebook.open(browser, lab, f"{folder}/{path.name}")
+    try:
+        nb.run_all()
+        saved = nb.save()
+        unexecuted, errors = bs.unexecuted_cells(saved), bs.error_outputs(saved)
+        assert not errors, f"{path.name}: cells raised in JupyterLab: {errors}"
+        assert not unexecuted, f"{path.name}: code cells {unexecuted} did not run"
+        nb.wait_widgets_rendered()
+        assert not nb.widget_errors(), f"{path.name}: widgets failed to display: {nb.widget_errors()}"
+        too_wide = nb.too_wide()
+        assert not too_wide, f"{path.name}: outputs do not fit the 848-px output column: {too_wide}"
+    except BaseException:
+        shot = lab.workdir / f"failed-{folder.replace('/', '-')}-{path.stem}.png"
+        with contextlib.suppress(Exception):
+            nb.page.screenshot(path=str(shot), full_page=True)
+            print(f"screenshot of the page: {shot}")
         raise
     finally:
         nb.close()

@@ -1,11 +1,13 @@
 """A learner's view, automated: JupyterLab on 127.0.0.1 driven by Debian's Chromium through
-Python Playwright. Used by tests/test_browser.py and bench/interactivity.py (no pytest here).
+Python Playwright, in a 1280 × 800 window (JupyterLab opens with its file browser, so the output
+column is 848 px wide). Used by tests/test_browser.py and bench/slider_latency.py (no pytest here).
 
     with JupyterLab(root_dir, workdir) as lab, chromium(workdir / "chromium") as browser:
         nb = LabNotebook.open(browser, lab, "03_gamma_beta.ipynb")
         nb.run_all()                       # the Run menu → Run All Cells, then waits for idle
-        for control in nb.controls():      # every slider handle on the page
-            control.press("ArrowRight")    # focus the handle, press the key, as a learner would
+        assert not nb.too_wide()           # every output fits the output column
+        for control in nb.controls():      # sliders, toggle buttons, dropdowns, checkboxes
+            control.act(+1)                # one step, as a learner would (arrow key, Enter, …)
 
 Traps this module handles (found on a 2-core machine, see shared/README.md §5):
 - Debian's /usr/bin/chromium only (never `playwright install`), with the flags in CHROMIUM_FLAGS;

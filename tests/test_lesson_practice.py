@@ -78,7 +78,7 @@ def test_fine_tune_table_print_and_figure_in_both_languages(base, capsys):
         out = capsys.readouterr().out
         assert word in out and out.count("%") == 2 * 2 * 5
         fig = pr.fine_tune_figure(table)
-        assert len(fig.axes) == 2 and fig.get_size_inches()[0] <= 8.5
+        assert len(fig.axes) == 2 and fig.get_size_inches()[0] <= pr.MAX_WIDTH
     with pytest.raises(ValueError, match="train_base"):
         pr.fine_tune_table(model, bnlib.load_mnist5k(seed=1))
 
@@ -181,6 +181,31 @@ def test_every_figure_has_its_japanese_text(base):
     assert labels[0] == pr.shift_label("clean") and "きれい" in labels[0]
     fig = pr.weight_decay_figure(pr.weight_decay_runs(data))
     assert "学習ステップ" in fig.axes[0].get_xlabel()
+
+
+# --------------------------------------------------------------------------- fits the screen, answers fast
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_figures_fit_jupyterlab_and_the_dashboards_blit(base, language):
+    """No figure wider than JupyterLab's output column at 1280 px with the file browser open;
+    nothing cut off or overlapping in either language; the AdaBN slider redraws only the marker
+    and the recomputed-mean line, at every one of its values, moved up and back down."""
+    import warnings
+    from bnlib import plots
+    model, _, data = base
+    bnlib.set_language(language)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                   # "Glyph … missing from font" would raise
+        for fig in (pr.shift_examples(data), pr.fine_tune_figure(pr.fine_tune_table(model, data)),
+                    pr.precise_figure(pr.precise_runs(data)), pr.devices_figure(pr.device_runs(data)),
+                    pr.orders_figure(pr.order_runs(data)), pr.weight_decay_figure(pr.weight_decay_runs(data))):
+            assert fig.get_figwidth() <= plots.MAX_WIDTH
+            assert not plots.layout_problems(fig)
+        dash = pr.adabn_dashboard(model, data)
+        assert not plots.layout_problems(dash.fig)
+        counts = list(pr.ADABN_COUNTS)
+        for n in counts[1:] + counts[-2::-1]:             # the slider starts at counts[0]: up, then back down
+            assert dash.would_blit(n=n), n
+            assert not plots.layout_problems(dash.fig), n
 
 
 # --------------------------------------------------------------------------- exercises

@@ -30,7 +30,7 @@ from ..checks import check
 from ..data import Dataset, load_mnist5k
 from ..i18n import _, N_, pad
 from ..model import MLP
-from ..plots import COLORS, CYCLE, new_figure
+from ..plots import COLORS, CYCLE, MAX_WIDTH, new_figure
 from ..statistics import recompute_statistics
 from ..train import train
 from ..widgets import Dashboard
@@ -228,8 +228,8 @@ def print_fine_tune_table(table):
 def fine_tune_figure(table):
     """Grouped bars: per new domain, each policy's accuracy on the new digits and on the clean ones."""
     shifts = sorted({s for s, _p in table.accuracy}, key=("scanner", "rotated", "faded", "inverted").index)
-    fig, axes = new_figure(1, len(shifts), width=8.4, height=3.7, sharey=True,
-                           margins=(0.08, 0.99, 0.27, 0.92, 0.08, 0))
+    fig, axes = new_figure(1, len(shifts), width=MAX_WIDTH, height=3.7, sharey=True,
+                           margins=(0.085, 0.99, 0.27, 0.92, 0.08, 0))
     x = np.arange(len(POLICIES))
     for ax, s in zip(np.atleast_1d(axes), shifts):
         new = [table.accuracy[s, p][0] for p in POLICIES]
@@ -338,7 +338,7 @@ def adabn_dashboard(model, data, kind="scanner"):
                          / np.sqrt(model.norm_layers()[0].running_var)))
     counts = np.array(ADABN_COUNTS)
     median = np.array([np.median(acc[n]) for n in ADABN_COUNTS])
-    fig, (ax, ax_hist) = new_figure(1, 2, width=8.4, height=3.4, margins=(0.08, 0.98, 0.16, 0.88, 0.28, 0),
+    fig, (ax, ax_hist) = new_figure(1, 2, width=MAX_WIDTH, height=3.4, margins=(0.085, 0.98, 0.16, 0.88, 0.3, 0),
                                     gridspec_kw={"width_ratios": [1.5, 1]})
     for n in ADABN_COUNTS:
         ax.plot([n] * len(acc[n]), acc[n], "o", color=COLORS["bn"], alpha=0.35, ms=4)
@@ -353,12 +353,17 @@ def adabn_dashboard(model, data, kind="scanner"):
            title=shift_label(kind))
     ax.legend(loc="lower right", fontsize=8)
     bn = model.norm_layers()[0]
-    ax_hist.hist(z[:, unit], bins=40, color=COLORS["grey"], alpha=0.6)
-    ax_hist.axvline(bn.running_mean[unit], color=COLORS["plain"], ls="--", lw=2, label=_("running mean (trained)"))
-    line = ax_hist.axvline(means[counts[0]][0][unit], color=COLORS["bn"], lw=2, label=_("recomputed mean"))
+    heights, _edges, _bars = ax_hist.hist(z[:, unit], bins=40, color=COLORS["grey"], alpha=0.6)
+    # headroom above the bars for the legend; the two mean lines stop below it (fixed limits: blits)
+    ax_hist.set_ylim(0, 1.45 * heights.max())
+    top = 1.05 / 1.45
+    ax_hist.axvline(bn.running_mean[unit], ymax=top, color=COLORS["plain"], ls="--", lw=2,
+                    label=_("running mean (trained)"))
+    line = ax_hist.axvline(means[counts[0]][0][unit], ymax=top, color=COLORS["bn"], lw=2, label=_("recomputed mean"))
     ax_hist.set(xlabel=_("input of BN layer 1, unit {unit}").format(unit=unit), ylabel=_("new test digits"),
                 title=_("where BN centres this unit"))
-    ax_hist.legend(loc="upper right", fontsize=7)
+    ax_hist.set_xlim(ax_hist.get_xlim())
+    ax_hist.legend(loc="upper center", fontsize=8)
 
     def update(n):
         marker.set_data([n], [np.median(acc[n])])
@@ -430,8 +435,8 @@ def precise_figure(precise):
     """Left: test accuracy with the running averages and with recomputed statistics, per momentum α.
     Right: the recomputed accuracy against the number of training images used (the same for every α:
     the weights are the same), with the running averages' accuracy of each α for comparison."""
-    fig, (ax, ax2) = new_figure(1, 2, width=8.4, height=3.4, margins=(0.08, 0.98, 0.16, 0.88, 0.3, 0),
-                                gridspec_kw={"width_ratios": [1, 1.3]})
+    fig, (ax, ax2) = new_figure(1, 2, width=MAX_WIDTH, height=3.4, margins=(0.095, 0.98, 0.16, 0.88, 0.08, 0),
+                                sharey=True, gridspec_kw={"width_ratios": [1, 1.3]})
     x = np.arange(len(MOMENTA))
     ax.bar(x - 0.2, [precise.running[a] for a in MOMENTA], width=0.4, color=COLORS["plain"],
            label=_("running averages"))
@@ -439,7 +444,7 @@ def precise_figure(precise):
            label=_("recomputed after training"))
     ax.set_xticks(x, [f"{a:g}" for a in MOMENTA])
     ax.set(xlabel=_("BN momentum α"), ylabel=_("test accuracy"), ylim=(0.8, 1.0), title=_("The same weights"))
-    ax.legend(loc="lower left", fontsize=7)
+    ax.legend(loc="upper right", fontsize=8)                    # above the bars
     images = np.array(PRECISE_IMAGES)
     first = precise.by_images[MOMENTA[0]]
     ax2.plot(images, [first[n] for n in PRECISE_IMAGES], "o-", color=COLORS["bn"], label=_("recomputed"))
@@ -449,9 +454,8 @@ def precise_figure(precise):
     ax2.set_xscale("log")
     ax2.set_xticks(images, [str(n) for n in images])
     ax2.minorticks_off()
-    ax2.set(xlabel=_("training images used (batches of 60)"), ylabel=_("test accuracy"), ylim=(0.8, 1.0),
-            title=_("How many images recomputing needs"))
-    ax2.legend(loc="lower right", fontsize=7)
+    ax2.set(xlabel=_("training images used (batches of 60)"), title=_("How many images recomputing needs"))
+    ax2.legend(loc="lower right", fontsize=8)
     return fig
 
 
@@ -507,7 +511,7 @@ def device_runs(data):
 def devices_figure(devices):
     """Left: test accuracy against the per-device batch size n. Right: how far one device's batch
     mean strays (measured) against 1/√n."""
-    fig, (ax, ax2) = new_figure(1, 2, width=8.4, height=3.4, margins=(0.08, 0.98, 0.16, 0.88, 0.3, 0))
+    fig, (ax, ax2) = new_figure(1, 2, width=MAX_WIDTH, height=3.4, margins=(0.08, 0.98, 0.16, 0.88, 0.3, 0))
     sizes = np.array(DEVICE_SIZES)
     ax.plot(sizes, [devices.accuracy[n] for n in DEVICE_SIZES], "o-", color=COLORS["bn"],
             label=_("per-device BN, k = 60/n devices"))
@@ -522,7 +526,7 @@ def devices_figure(devices):
         a.invert_xaxis()
     ax.set(xlabel=_("images per device n"), ylabel=_("accuracy"), ylim=(0.5, 1.0),
            title=_("One batch of 60 on k devices"))
-    ax.legend(loc="lower left", fontsize=7)
+    ax.legend(loc="lower left", fontsize=8)
     ax2.plot(sizes, [devices.spread[n] for n in DEVICE_SIZES], "o", color=COLORS["bn"], label=_("measured"))
     fine = np.geomspace(2, 60, 50)
     ax2.plot(fine, 1 / np.sqrt(fine), color=COLORS["black"], lw=1, label="1/√n")
@@ -602,7 +606,7 @@ def print_orders(orders):
 
 def orders_figure(orders):
     """The training loss of each run (a running mean over 10 steps), with ln 10, a uniform guess."""
-    fig, ax = new_figure(width=8.4, height=4.2, margins=(0.08, 0.98, 0.33, 0.93, 0, 0))
+    fig, ax = new_figure(width=MAX_WIDTH, height=4.2, margins=(0.08, 0.98, 0.33, 0.93, 0, 0))
     styles = {"bn": "-", "plain": "--"}
     colors = {"shuffled": COLORS["bn"], "sorted": COLORS["plain"], "class_pure": COLORS["group"]}
     for (order, norm), h in orders.histories.items():
@@ -638,7 +642,7 @@ def weight_decay_runs(data):
 def weight_decay_figure(runs):
     """Left: ‖W‖ of the two hidden Linear layers over training, with and without weight decay.
     Right: the effective learning rate η/‖W‖² of hidden layer 1, relative to its value at step 0."""
-    fig, (ax, ax2) = new_figure(1, 2, width=8.4, height=3.4, margins=(0.08, 0.98, 0.16, 0.88, 0.3, 0))
+    fig, (ax, ax2) = new_figure(1, 2, width=MAX_WIDTH, height=3.4, margins=(0.08, 0.98, 0.16, 0.88, 0.3, 0))
     for i, (lam, (_model, h)) in enumerate(sorted(runs.items())):
         color = COLORS["bn"] if lam == 0 else COLORS["plain"]
         name = _("no weight decay") if lam == 0 else _("weight decay λ = {lam:g}").format(lam=lam)
@@ -648,7 +652,7 @@ def weight_decay_figure(runs):
         eff = (h.weight_norms[0, 0] / h.weight_norms[:, 0]) ** 2
         ax2.plot(h.record_steps, eff, color=color, label=name)
     ax.set(xlabel=_("training step"), ylabel="‖W‖", title=_("Size of the weights before BN"), ylim=(0, None))
-    ax.legend(loc="lower left", fontsize=7)
+    ax.legend(loc="lower left", fontsize=8)
     ax2.set(xlabel=_("training step"), ylabel=_("η/‖W‖², relative to step 0"),
             title=_("Effective learning rate, layer 1"))
     ax2.legend(loc="upper left", fontsize=8)

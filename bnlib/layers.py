@@ -19,12 +19,14 @@ INITS = ("xavier", "he", "lecun")
 
 class Layer:
     training = True
+    params = ()        # names of the learned arrays (None where switched off, e.g. bias=False);
+                       # the gradient of `name` is the array `d` + name, written in place by backward
 
     def parameters(self):
-        return []
+        return [getattr(self, name) for name in self.params if getattr(self, name) is not None]
 
     def gradients(self):
-        return []
+        return [getattr(self, "d" + name) for name in self.params if getattr(self, name) is not None]
 
     def train(self):
         self.training = True
@@ -73,6 +75,7 @@ class Linear(Layer):
     logistic sigmoid is usually given about 4× larger weights), "he" (std √(2/fan_in),
     suits ReLU), "lecun" (std √(1/fan_in)), or a number: the std of N(0, std²) weights.
     """
+    params = ("W", "b")
 
     def __init__(self, fan_in, fan_out, init="xavier", bias=True, seed=0, dtype=np.float32):
         check_size(fan_in, "fan_in")
@@ -100,12 +103,6 @@ class Linear(Layer):
             np.sum(dy, axis=0, out=self.db)
         return dy @ self.W.T if need_dx else None
 
-    def parameters(self):
-        return [self.W] if self.b is None else [self.W, self.b]
-
-    def gradients(self):
-        return [self.dW] if self.b is None else [self.dW, self.db]
-
     def __repr__(self):
         return f"Linear({self.fan_in}, {self.fan_out}{'' if self.b is not None else ', bias=False'})"
 
@@ -120,6 +117,7 @@ class Conv2d(Layer):
     with im2col and one matrix product (bnlib.conv). init as for Linear, with fan_in = C_in·k·k
     and fan_out = C_out·k·k: "he" (std √(2/fan_in)) suits ReLU. Biases start at 0.
     """
+    params = ("W", "b")
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, init="he", bias=True,
                  seed=0, dtype=np.float32):
@@ -157,12 +155,6 @@ class Conv2d(Layer):
         if self.b is not None:
             self.db[...] = db
         return dx
-
-    def parameters(self):
-        return [self.W] if self.b is None else [self.W, self.b]
-
-    def gradients(self):
-        return [self.dW] if self.b is None else [self.dW, self.db]
 
     def __repr__(self):
         return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -277,6 +269,7 @@ def _check_momentum(momentum):
 
 class Affine(Layer):
     """Base of the normalisation layers: the learned scale γ and shift β of y = γ x̂ + β."""
+    params = ("gamma", "beta")
 
     def __init__(self, num_features, eps, dtype):
         for n in num_features if isinstance(num_features, tuple) else (num_features,):   # LayerNorm: a shape
@@ -287,12 +280,6 @@ class Affine(Layer):
         self.beta = np.zeros(num_features, dtype=dtype)
         self.dgamma = np.zeros_like(self.gamma)
         self.dbeta = np.zeros_like(self.beta)
-
-    def parameters(self):
-        return [self.gamma, self.beta]
-
-    def gradients(self):
-        return [self.dgamma, self.dbeta]
 
 
 class BatchNorm(Affine):

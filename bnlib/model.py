@@ -10,6 +10,7 @@ choice: the activation sees normalised inputs); "after" puts it after the activa
 Both share `Network`: the same members, so `bnlib.train` trains either and records each hidden
 layer (MLP) or stage (CNN) the same way.
 """
+import copy
 from contextlib import contextmanager
 
 import numpy as np
@@ -53,6 +54,28 @@ class Network:
         for layer in reversed(self.layers[1:]):
             d = layer.backward(d)
         self.layers[0].backward(d, need_dx=False)   # the input pixels need no gradient
+
+    def _pack_parameters(self):
+        """Move every parameter into one flat array and every gradient into another. The layers
+        keep their W, b, γ, β … as views into them, so nothing else changes, and SGD updates the
+        whole model with one p −= η·g instead of one per array (a dozen small numpy calls per
+        step, a tenth of an MLP step's time outside the matrix products)."""
+        slots = [(layer, name) for layer in self.layers for name in layer.params if getattr(layer, name) is not None]
+        for prefix in ("", "d"):                      # the parameters, then their gradients
+            arrays = [getattr(layer, prefix + name) for layer, name in slots]
+            flat = np.concatenate([a.ravel() for a in arrays]) if arrays else np.zeros(0, self.dtype)
+            start = 0
+            for (layer, name), a in zip(slots, arrays):
+                setattr(layer, prefix + name, flat[start:start + a.size].reshape(a.shape))
+                start += a.size
+
+    def __deepcopy__(self, memo):
+        # copy.deepcopy copies each view on its own array: pack the copy again
+        twin = copy.copy(self)
+        memo[id(self)] = twin
+        twin.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        twin._pack_parameters()
+        return twin
 
     def parameters(self):
         return [p for layer in self.layers for p in layer.parameters()]
@@ -236,6 +259,7 @@ class MLP(Network):
             self.hidden.append((linear, nrm, act))
         if skip:
             self._add_skips()
+        self._pack_parameters()
 
     def _add_skips(self):
         """Put a SkipStart after each Linear whose next Linear is a residual block, and a SkipAdd
@@ -363,6 +387,7 @@ class CNN(Network):
             H, W = H // 2, W // 2
         self.layers += [Flatten(), Linear(channels[-1] * H * W, classes, init=init, seed=int(seeds[-1]),
                                           dtype=dtype)]
+        self._pack_parameters()
 
     def _make_norm(self, c, hw, momentum, eps, dtype):
         if self.norm == "batch":

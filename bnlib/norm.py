@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .i18n import _
+from .i18n import N_, _
 from .validate import as_float_array, check_eps, check_finite, check_grad_shape, check_ndim, check_param
 
 
@@ -110,16 +110,17 @@ def _prepare(x, gamma, beta, eps, channels_shape, min_ndim, shape_hint):
 
 
 def check_batch_size(x, axes):
-    _check_stat_count(x, axes, _("batch norm in training mode computes the variance"),
-                      _("Use a batch of at least 2 samples (for images: at least 2 values per channel, "
-                        "N·H·W ≥ 2), eval mode (running statistics), or LayerNorm, which needs no batch"))
+    _check_stat_count(x, axes, N_("batch norm in training mode computes the variance"),
+                      N_("Use a batch of at least 2 samples (for images: at least 2 values per channel, "
+                         "N·H·W ≥ 2), eval mode (running statistics), or LayerNorm, which needs no batch"))
 
 
 def _check_stat_count(x, axes, what, fix):
+    """what, fix: texts marked with N_, translated only when the check fails (it runs every step)."""
     if count(x, axes) < 2:
         raise ValueError(_("{what} over a single value: the variance of one number is 0, so x̂ would "
                            "be 0 for every input (shape {shape}). {fix}")
-                         .format(what=what, shape=x.shape, fix=fix))
+                         .format(what=_(what), shape=x.shape, fix=_(fix)))
 
 
 # --------------------------------------------------------------------------- batch norm
@@ -150,7 +151,7 @@ def batchnorm_backward(dy, cache):
     check_grad_shape(dy, c.x_shape)
     axes = c.stat_axes
     dbeta = dy.sum(axis=axes, keepdims=True)
-    dgamma = np.sum(dy * c.x_hat, axis=axes, keepdims=True)
+    dgamma = (dy * c.x_hat).sum(axis=axes, keepdims=True)
     dx = (c.gamma * c.inv_std) * (dy - (dbeta + c.x_hat * dgamma) * (1.0 / count(dy, axes)))
     return dx, dgamma.reshape(c.param_shape), dbeta.reshape(c.param_shape)
 
@@ -191,8 +192,8 @@ def layernorm_forward(x, gamma, beta, eps=1e-5):
     """
     x, gamma, beta = _prepare(x, gamma, beta, eps, lambda x: x.shape[1:], 2, "(N, D) or (N, C, ...)")
     axes = tuple(range(1, x.ndim))
-    _check_stat_count(x, axes, _("layer norm computes each sample's variance"),
-                      _("Give each sample at least 2 features to normalize over"))
+    _check_stat_count(x, axes, N_("layer norm computes each sample's variance"),
+                      N_("Give each sample at least 2 features to normalize over"))
     return normalize_forward(x, gamma, beta, axes, (0,), eps)
 
 
@@ -209,8 +210,8 @@ def instancenorm_forward(x, gamma, beta, eps=1e-5):
     """
     x, gamma, beta = _prepare(x, gamma, beta, eps, lambda x: (x.shape[1],), 3, "(N, C, H, W) or (N, C, L)")
     axes = tuple(range(2, x.ndim))
-    _check_stat_count(x, axes, _("instance norm computes the variance of each channel's spatial values"),
-                      _("Give each channel at least 2 positions (H·W ≥ 2), or use batch norm"))
+    _check_stat_count(x, axes, N_("instance norm computes the variance of each channel's spatial values"),
+                      N_("Give each channel at least 2 positions (H·W ≥ 2), or use batch norm"))
     return normalize_forward(x, gamma, beta, axes, (0,) + axes, eps)
 
 
@@ -236,8 +237,8 @@ def groupnorm_forward(x, gamma, beta, groups, eps=1e-5):
                          .format(groups=groups, channels=C, divisors=divisors))
     group_shape = (N, groups, C // groups) + x.shape[2:]
     stat_axes = tuple(range(2, len(group_shape)))
-    _check_stat_count(x.reshape(group_shape), stat_axes, _("group norm computes each group's variance"),
-                      _("Use fewer groups, so that each group holds at least 2 values"))
+    _check_stat_count(x.reshape(group_shape), stat_axes, N_("group norm computes each group's variance"),
+                      N_("Use fewer groups, so that each group holds at least 2 values"))
     param_axes = (0,) + tuple(range(2, x.ndim))
     return normalize_forward(x, gamma, beta, stat_axes, param_axes, eps, group_shape)
 

@@ -44,6 +44,8 @@ class SGD:
         v ← momentum · v + g,    p ← p − lr · v
     decay: one True/False per parameter (default: every parameter, as torch.optim.SGD does for
     its parameter group); `train` decays only the weight matrices, see there.
+    Parameters that fill one buffer in order (a Network's do, see Network._pack_parameters) are
+    updated as that one array: the same numbers, with one numpy call where there were dozens.
     """
 
     def __init__(self, params, grads, lr, momentum=0.0, weight_decay=0.0, decay=None):
@@ -59,22 +61,44 @@ class SGD:
                              .format(params=len(params), decay=len(decay)))
         self.params, self.grads, self.lr, self.momentum = params, grads, lr, momentum
         self.weight_decay, self.decay = weight_decay, decay
-        self.velocity = [np.zeros_like(p) for p in params] if momentum else None
-        self._scratch = [np.empty_like(p) for p in params]   # reused: no large temporaries per step
+        # (parameter, gradient, λ per value or None) per update: one for a packed model, else one per array
+        rates = [weight_decay if d else 0.0 for d in decay]
+        flat_p, flat_g = one_buffer(params), one_buffer(grads)
+        if flat_p is not None and flat_g is not None:
+            rate = np.concatenate([np.full(p.size, r, p.dtype) for p, r in zip(params, rates)])
+            self._updates = [(flat_p, flat_g, rate if weight_decay else None)]
+        else:
+            self._updates = [(p, g, r or None) for p, g, r in zip(params, grads, rates)]
+        self.velocity = [np.zeros_like(update[0]) for update in self._updates] if momentum else None
+        self._scratch = [np.empty_like(update[0]) for update in self._updates]   # reused: no large temporaries per step
 
     def step(self):
-        directions = self.grads
-        if self.weight_decay:                          # g + λ·p in the scratch arrays; the gradients stay as computed
-            directions = [np.add(g, np.multiply(p, self.weight_decay, out=tmp), out=tmp) if d else g
-                          for p, g, d, tmp in zip(self.params, self.grads, self.decay, self._scratch)]
-        if self.velocity is not None:
-            for g, v in zip(directions, self.velocity):
+        velocities = self.velocity or [None] * len(self._updates)
+        for (p, g, rate), v, tmp in zip(self._updates, velocities, self._scratch):
+            if rate is not None:                       # g + λ·p in the scratch array; the gradient stays as computed
+                g = np.add(g, np.multiply(p, rate, out=tmp), out=tmp)
+            if v is not None:
                 v *= self.momentum
                 v += g
-            directions = self.velocity
-        for p, d, tmp in zip(self.params, directions, self._scratch):
-            np.multiply(d, self.lr, out=tmp)
+                g = v
+            np.multiply(g, self.lr, out=tmp)
             p -= tmp
+
+
+def one_buffer(arrays):
+    """The 1-D array that `arrays` fill one after another, without gaps, as views of one buffer;
+    None if they do not (arrays of their own, a gap, another order)."""
+    if not arrays or not all(isinstance(a, np.ndarray) for a in arrays):
+        return None
+    base = arrays[0].base
+    if base is None or base.ndim != 1 or any(a.base is not base or not a.flags.c_contiguous for a in arrays):
+        return None
+    address = base.__array_interface__["data"][0]
+    starts = [(a.__array_interface__["data"][0] - address) // base.itemsize for a in arrays]
+    stops = [start + a.size for start, a in zip(starts, arrays)]
+    if starts[1:] != stops[:-1]:
+        return None
+    return base[starts[0]:stops[-1]]
 
 
 @dataclass

@@ -122,3 +122,69 @@ def test_nan_in_the_first_batch_is_a_diverged_run_not_a_crash():
     h = bnlib.train(bnlib.MLP([2, 4, 2], norm="batch"), data, steps=5, batch_size=8, lr=0.1,  # for train
                     eval_size=4, progress=False)                                           # accuracy do not
     assert h.diverged and "NaN" in h.message and len(h.loss) == 0
+
+
+# ------------------------------------------------------------- one buffer for all parameters
+def _unpacked(model):
+    """The same model with every parameter and gradient in an array of its own (SGD then
+    updates them one by one, the reference for the one-buffer update)."""
+    for layer in model.layers:
+        for name in layer.params:
+            if getattr(layer, name) is not None:
+                setattr(layer, name, getattr(layer, name).copy())
+                setattr(layer, "d" + name, getattr(layer, "d" + name).copy())
+    return model
+
+
+MODELS = {"mlp": lambda norm: bnlib.MLP([784, 16, 16, 10], norm=norm, seed=3),
+          "skip": lambda norm: bnlib.MLP([784, 16, 16, 16, 10], activation="relu", norm=norm, skip=True, seed=3),
+          "cnn": lambda norm: bnlib.CNN((1, 4, 8), norm=norm, seed=3)}
+
+
+@pytest.mark.parametrize("kind,norm", [("mlp", None), ("mlp", "batch"), ("mlp", "group"), ("mlp", "renorm"),
+                                       ("skip", "batch"), ("cnn", "batch"), ("cnn", "instance")])
+def test_parameters_live_in_one_buffer_and_train_exactly_as_separate_arrays(kind, norm):
+    """A Network keeps its parameters (and, apart, their gradients) as views of one flat array, so
+    SGD updates it with one call; training gives bit for bit what updating each array does."""
+    from bnlib.train import one_buffer
+    packed, separate = MODELS[kind](norm), _unpacked(MODELS[kind](norm))
+    assert one_buffer(packed.parameters()) is not None and one_buffer(packed.gradients()) is not None
+    assert one_buffer(separate.parameters()) is None
+    assert one_buffer(packed.parameters()).size == packed.num_parameters()
+    data = bnlib.load_mnist5k(images=kind == "cnn")
+    data = bnlib.Dataset(data.x_train[:600], data.y_train[:600], data.x_test[:50], data.y_test[:50],
+                         "mnist5k", data.image_shape)
+    runs = [bnlib.train(m, data, steps=12, batch_size=20, lr=0.05, momentum=0.9, weight_decay=1e-3,
+                        probe_size=20, eval_size=20, progress=False) for m in (packed, separate)]
+    np.testing.assert_array_equal(runs[0].loss, runs[1].loss)
+    start = MODELS[kind](norm).parameters()
+    for p, q in zip(packed.parameters(), separate.parameters()):
+        np.testing.assert_array_equal(p, q)
+    assert all(not np.array_equal(p, s) for p, s in zip(packed.parameters(), start)), "every array trained"
+
+
+def test_a_deep_copy_is_packed_again_and_trains_on_its_own():
+    """copy.deepcopy copies each view on its own: the copy packs its parameters again, and
+    training it leaves the original untouched."""
+    import copy
+    from bnlib.train import one_buffer
+    model = bnlib.MLP([784, 16, 10], norm="batch", seed=0)
+    twin = copy.deepcopy(model)
+    assert one_buffer(twin.parameters()) is not None
+    assert not np.shares_memory(one_buffer(twin.parameters()), one_buffer(model.parameters()))
+    assert twin.hidden[0][0] is twin.layers[0]          # the copy's structure points at its own layers
+    before = [p.copy() for p in model.parameters()]
+    data = bnlib.load_mnist5k()
+    bnlib.train(twin, data, steps=5, batch_size=20, lr=0.1, progress=False)
+    assert all(np.array_equal(p, b) for p, b in zip(model.parameters(), before))
+    assert not all(np.array_equal(p, b) for p, b in zip(twin.parameters(), before))
+
+
+def test_sgd_updates_a_subset_of_a_packed_model_only():
+    """parameters=… (here the output layer: the end of the buffer) trains only those arrays."""
+    model = bnlib.MLP([784, 16, 10], norm="batch", seed=0)
+    before = [p.copy() for p in model.parameters()]
+    last = model.layers[-1].parameters()
+    bnlib.train(model, bnlib.load_mnist5k(), steps=5, batch_size=20, lr=0.1, parameters=last, progress=False)
+    changed = [not np.array_equal(p, b) for p, b in zip(model.parameters(), before)]
+    assert changed == [False] * (len(before) - 2) + [True, True]

@@ -20,6 +20,11 @@ def short_sweep(data):
     return deeper.depth_sweep(data, depths=(3, 6), steps=20)
 
 
+@pytest.fixture(scope="module")
+def short_scaling(data):
+    return deeper.scaling_runs(data, batches=(50, 200), epochs=1)
+
+
 @pytest.fixture(autouse=True)
 def english_afterwards():
     yield
@@ -44,7 +49,7 @@ def test_sweep_table_figure_and_gradient_figure(short_sweep, capsys):
     assert "sigmoid, BN + skip (lr 1)" in lines[4] and "%" in lines[4]
     fig = deeper.sweep_figure(short_sweep)
     assert len(fig.axes) == 2 and all(len(ax.get_lines()) >= 4 for ax in fig.axes)
-    assert fig.get_size_inches()[0] <= 8.5
+    assert fig.get_size_inches()[0] <= bnlib.plots.MAX_WIDTH
     fig = deeper.gradient_figure(short_sweep, depth=6)
     assert all(ax.get_yscale() == "log" for ax in fig.axes)
     assert all(len(line.get_xdata()) == 7 for line in fig.axes[0].get_lines())   # 6 hidden + output
@@ -127,12 +132,12 @@ def test_schedule_runs_table_and_figure(data, monkeypatch, capsys):
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 5 and "peak η = 1" in out[0] and out[4].startswith("warm-up + decay")
     fig = deeper.schedule_figure(runs)
-    assert len(fig.axes) == 3 and fig.get_size_inches()[0] <= 8.5
+    assert len(fig.axes) == 3 and fig.get_size_inches()[0] <= bnlib.plots.MAX_WIDTH
 
 
-def test_scaling_runs(data):
+def test_scaling_runs(short_scaling):
     assert deeper.scaling_lr(200, "scaled") == pytest.approx(0.8) and deeper.scaling_lr(200, "fixed") == 0.2
-    runs = deeper.scaling_runs(data, batches=(50, 200), epochs=1)
+    runs = short_scaling
     assert runs[(50, "scaled")] is runs[(50, "fixed")]
     h = runs[(200, "scaled")]
     assert h.config["batch_size"] == 200 and h.config["lr"] == pytest.approx(0.8) and len(h.loss) == 20
@@ -208,3 +213,41 @@ def test_tables_figures_summaries_and_hints_in_japanese(short_sweep, capsys):
         deeper.check_growth(deeper.EXERCISE_NORMS[1] / deeper.EXERCISE_NORMS[11])
     bnlib.set_language("en")
     assert deeper.label("bn_skip") == "BN + skip"
+
+
+# ---------------------------------------------------------------- fits the screen, answers fast
+@pytest.fixture(scope="module")
+def short_schedules(data):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(deeper, "LR_STEPS", 20)
+        mp.setattr(deeper, "WARMUP_STEPS", 5)
+        return deeper.schedule_runs(data, seeds=(0, 1))          # the notebook's peaks 3 and 6
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_figures_fit_jupyterlab_and_the_dashboards_blit(short_sweep, short_schedules, short_scaling, language):
+    """No figure wider than JupyterLab's output column at 1280 px with the file browser open;
+    nothing cut off or overlapping in either language, no text under 8 pt; every control of the
+    depth dashboard, moved to every value and back, redraws only the changed artists."""
+    import warnings
+
+    from matplotlib.text import Text
+
+    from bnlib import plots
+    bnlib.set_language(language)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")               # "Glyph … missing from font" would raise
+        figures = [deeper.sweep_figure(short_sweep), deeper.gradient_figure(short_sweep, depth=6),
+                   deeper.branch_figure(deeper.branch_share(depth=6)), deeper.schedule_figure(short_schedules),
+                   deeper.scaling_figure(short_scaling)]
+        dash = deeper.depth_dashboard(short_sweep, depth=6)
+        for fig in figures + [dash.fig]:
+            assert not plots.layout_problems(fig)
+            small = {t.get_text() for t in fig.findobj(Text) if t.get_visible() and t.get_text() and t.get_fontsize() < 8}
+            assert not small
+        moves = ([dict(depth=3), dict(depth=6)] + [dict(kind=k) for k in deeper.KINDS[::-1]]
+                 + [dict(activation=a) for a in deeper.ACTIVATIONS] + [dict(when=-1), dict(depth=3), dict(when=0)]
+                 + [dict(kind=k) for k in deeper.KINDS] + [dict(activation="sigmoid"), dict(depth=6)])
+        for move in moves:
+            assert dash.would_blit(**move), move
+            assert not plots.layout_problems(dash.fig), move

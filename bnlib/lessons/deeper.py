@@ -132,7 +132,7 @@ def sweep_figure(sweep):
     """Test accuracy against depth: one panel per activation, one line per kind (✕ at the
     bottom: the run diverged)."""
     depths = _depths(sweep)
-    fig, axes = plots.new_figure(1, 2, 8.4, 3.3, (0.08, 0.99, 0.15, 0.84, 0.18, 0), sharey=True)
+    fig, axes = plots.new_figure(1, 2, 8.2, 3.3, (0.08, 0.99, 0.15, 0.84, 0.18, 0), sharey=True)
     for ax, activation in zip(axes, ACTIVATIONS):
         for kind in KINDS:
             acc = accuracies(sweep, activation, kind)
@@ -148,7 +148,7 @@ def sweep_figure(sweep):
                                                                    lr=SWEEP_LR[activation]))
     axes[0].set_ylabel(_("test accuracy after {steps} steps").format(
         steps=next(iter(sweep.values())).config["steps"]))
-    axes[0].legend(loc="lower left", fontsize=8)
+    axes[1].legend(loc="lower left", fontsize=8)      # ReLU panel: the sigmoid one has the plain line there
     fig.suptitle(_("Deeper networks, the same budget (✕: diverged; dotted: chance)"))
     return fig
 
@@ -179,7 +179,7 @@ def growth_per_layer(history, when=0):
 def gradient_figure(sweep, depth=24):
     """‖∂L/∂W_l‖ against the layer l at step 0, log scale: one panel per activation, one line per
     kind, for the networks with `depth` hidden layers."""
-    fig, axes = plots.new_figure(1, 2, 8.4, 3.4, (0.09, 0.98, 0.15, 0.85, 0.22, 0))
+    fig, axes = plots.new_figure(1, 2, 8.2, 3.4, (0.09, 0.98, 0.15, 0.85, 0.22, 0))
     for ax, activation in zip(axes, ACTIVATIONS):
         for kind in KINDS:
             g = gradient_norms(sweep[(activation, kind, depth)])
@@ -270,7 +270,7 @@ def depth_dashboard(sweep, depth=24, kind="bn", activation="relu"):
     `depth_sweep`: moving a control only swaps pictures."""
     depths, top = _depths(sweep), max(_depths(sweep))
     steps = next(iter(sweep.values())).config["steps"]
-    fig, (ax_z, ax_g) = plots.new_figure(1, 2, 8.4, 3.9, (0.07, 0.98, 0.13, 0.86, 0.42, 0))
+    fig, (ax_z, ax_g) = plots.new_figure(1, 2, 8.2, 3.9, (0.07, 0.98, 0.13, 0.84, 0.42, 0))
     blank = np.full((top, len(next(iter(sweep.values())).layers[0].pre.hist[0])), np.nan)
     image = ax_z.imshow(blank, aspect="auto", origin="lower", extent=(*PRE_RANGE, 0.5, top + 0.5),
                         cmap=colormaps["viridis"].with_extremes(bad="white"), norm=PowerNorm(0.5, vmin=0, vmax=0.25),
@@ -281,7 +281,9 @@ def depth_dashboard(sweep, depth=24, kind="bn", activation="relu"):
     finite = np.concatenate([h.grad_norms[np.isfinite(h.grad_norms)] for h in sweep.values()])
     ax_g.set(yscale="log", xlim=(0.5, top + 1.5), ylim=(finite[finite > 0].min() / 3, finite.max() * 3),
              xlabel=_("layer l (1 = next to the input)"), ylabel="‖∂L/∂W_l‖")
-    ax_g.legend(loc="lower left", fontsize=7, ncol=2)
+    # above the panel: every corner inside it holds a curve in some setting of the controls
+    ax_g.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, fontsize=8, frameon=False,
+                handlelength=1.5, columnspacing=1.0, borderaxespad=0.2)
     title = fig.suptitle(" ")
 
     def record(h, when):
@@ -316,10 +318,11 @@ def depth_dashboard(sweep, depth=24, kind="bn", activation="relu"):
         # wide enough for the longest label in the current language (a kana or kanji is two columns)
         width = 7 * max(columns(text) for text, _v in options) + 24
         return widgets.ToggleButtons(options=options, value=value, description=description,
-                                     style={"button_width": f"{width}px"})
+                                     style={"button_width": f"{width}px", "description_width": "initial"})
 
-    controls = dict(
-        depth=widgets.SelectionSlider(options=depths, value=depth, description=_("hidden layers")),
+    controls = dict(                           # "initial": a description as wide as its text (80 px cut it off)
+        depth=widgets.SelectionSlider(options=depths, value=depth, description=_("hidden layers"),
+                                      style={"description_width": "initial"}),
         kind=buttons([(label(k), k) for k in KINDS], kind, _("network")),
         activation=buttons([(act_name(a), a) for a in ACTIVATIONS], activation, _("activation")),
         when=buttons([(_(WHEN[w]), w) for w in WHEN], 0, _("record")))
@@ -450,7 +453,7 @@ def schedule_figure(runs):
     10-step average); (c) final test accuracy of every seed, per schedule and peak."""
     peaks, seeds = _grid(runs)
     high = max(peaks)
-    fig, (ax_s, ax_l, ax_a) = plots.new_figure(1, 3, 8.4, 3.3, (0.07, 0.99, 0.22, 0.86, 0.36, 0))
+    fig, (ax_s, ax_l, ax_a) = plots.new_figure(1, 3, 8.2, 3.4, (0.07, 0.99, 0.22, 0.83, 0.36, 0))
     for schedule in SCHEDULES:
         color = SCHEDULE_COLOR[schedule]
         h = runs[(high, schedule, seeds[0])]
@@ -521,7 +524,7 @@ def accuracy_at_epoch(history, epoch):
 def scaling_figure(runs):
     """Test accuracy against epochs for every batch size: (a) η fixed, (b) η × N / 50."""
     batches = sorted({b for b, _r in runs})
-    fig, axes = plots.new_figure(1, 2, 8.4, 3.3, (0.08, 0.99, 0.15, 0.84, 0.18, 0), sharey=True)
+    fig, axes = plots.new_figure(1, 2, 8.2, 3.3, (0.08, 0.99, 0.15, 0.84, 0.18, 0), sharey=True)
     for ax, rule, tag in zip(axes, ("fixed", "scaled"), ("(a)", "(b)")):
         for i, batch in enumerate(batches):
             h = runs[(batch, rule)]

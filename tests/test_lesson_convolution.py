@@ -145,7 +145,11 @@ def test_with_and_without_records_each_stage_per_channel(short_runs):
 
 def test_training_figure_labels_every_axis(short_runs):
     fig = cv.training_figure(short_runs)
-    assert all(ax.get_xlabel() and ax.get_ylabel() and ax.get_title() and ax.get_legend() for ax in fig.axes)
+    assert len(fig.axes) == 3
+    assert all(ax.get_xlabel() and ax.get_title() and ax.get_legend() for ax in fig.axes)
+    labelled = [ax for ax in fig.axes if ax.get_ylabel()]
+    for ax in fig.axes:                        # (c) shares (b)'s y axis and its label
+        assert ax in labelled or any(ax.get_shared_y_axes().joined(ax, other) for other in labelled)
 
 
 def test_the_runs_are_deterministic(data, short_runs):
@@ -228,6 +232,38 @@ def test_dashboards_speak_japanese(image, u, grid, data):
     assert "を共有するのは" in cv.channel_dashboard(u).set(kind="batch")
     assert "テスト正解率は" in cv.contrast_dashboard(grid, data).set(a=0.5)
     assert cv.name("instance") == "インスタンス正規化"
+
+
+# ---------------------------------------------------------------- fits the screen, answers fast
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_figures_fit_jupyterlab_and_the_dashboards_blit(image, u, short_runs, grid, data, language):
+    """No figure wider than JupyterLab's output column at 1280 px with the file browser open
+    (plots.MAX_WIDTH); nothing cut off or overlapping in either language, before and after every
+    move; every control of the three dashboards redraws only the changed artists (the filter's
+    colour bar axis included)."""
+    import warnings
+    from bnlib import plots
+    bnlib.set_language(language)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")               # "Glyph … missing from font" would raise
+        family = cv.family_runs(data, plan={32: ("batch", "layer", "group", "instance"), 2: ("batch", "group")},
+                                reuse={("batch", 32): short_runs["bn"]}, images=SMALL_IMAGES)
+        one = cv.batch_of_one(data, images=20)
+        for fig in (cv.training_figure(short_runs), cv.family_figure(family, one), cv.family_figure(family)):
+            assert fig.get_figwidth() <= plots.MAX_WIDTH
+            assert not plots.layout_problems(fig)
+        dashboards = [
+            (cv.filter_dashboard(image), [dict(kind="horizontal"), dict(kind="blur"), dict(row=27), dict(col=0),
+                                          dict(kind="vertical"), dict(row=0), dict(col=27)]),
+            (cv.channel_dashboard(u), [dict(kind=k) for k in cv.SET_KINDS[1:]]
+             + [dict(n=3), dict(c=7), dict(h=0), dict(w=27), dict(kind="batch")]),
+            (cv.contrast_dashboard(grid, data), [dict(a=0.25), dict(b=0.4), dict(a=4.0), dict(b=-0.4), dict(a=1.0)])]
+        for dash, moves in dashboards:
+            assert dash.fig.get_figwidth() <= plots.MAX_WIDTH
+            assert not plots.layout_problems(dash.fig)
+            for move in moves:
+                assert dash.would_blit(**move), move
+                assert not plots.layout_problems(dash.fig), move
 
 
 # ---------------------------------------------------------------- exercises

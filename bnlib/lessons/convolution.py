@@ -119,26 +119,40 @@ def filter_dashboard(image):
     the filter's whole output (the feature map), the chosen position marked. Choose the filter
     and the position; the summary gives y at that position, by hand and from bnlib."""
     outputs = {k: bnlib_conv(image, w) for k, w in FILTERS.items()}
+    limits = {k: max(float(np.abs(y).max()), 1e-9) for k, y in outputs.items()}
     H, W = image.shape
-    fig, (ax_in, ax_mid, ax_out) = plots.new_figure(1, 3, 10.0, 3.9, (0.04, 0.97, 0.08, 0.83, 0.18, 0))
+    # three square panels and a colour bar, placed in inches (fixed margins: the dashboard blits)
+    width, height, size, bottom = plots.MAX_WIDTH, 3.3, 2.1, 0.42
+
+    def box_at(left, across=size):
+        return [left / width, bottom / height, across / width, size / height]
+    fig, ax_in = plots.new_figure(1, 1, width, height, (0, 1, 0, 1, 0, 0))
+    ax_in.set_position(box_at(0.4))
+    ax_mid, ax_out, ax_bar = fig.add_axes(box_at(2.8)), fig.add_axes(box_at(5.4)), fig.add_axes(box_at(7.6, 0.12))
     ax_in.imshow(image, cmap="gray_r", vmin=0, vmax=1)
     box = Rectangle((-1.5, -1.5), 3, 3, fill=False, edgecolor=plots.COLORS["plain"], lw=2)
     ax_in.add_patch(box)
-    ax_in.set_title(_("the digit ({h}×{w} pixels) and the 3×3 window").format(h=H, w=W), fontsize=9)
+    ax_in.set_title(_("the digit ({h}×{w} pixels)\nand the 3×3 window").format(h=H, w=W), fontsize=9)
     mid = ax_mid.imshow(np.zeros((3, 3)), cmap="gray_r", vmin=0, vmax=1)
     texts = [[ax_mid.text(v, u, "", ha="center", va="center", fontsize=9) for v in range(3)] for u in range(3)]
     ax_mid.set_xticks([])
     ax_mid.set_yticks([])
     mid_title = ax_mid.set_title("", fontsize=9)
-    out = ax_out.imshow(outputs["vertical"], cmap="RdBu_r")
+    out = ax_out.imshow(outputs["vertical"] / limits["vertical"], cmap="RdBu_r", vmin=-1, vmax=1)
     (marker,) = ax_out.plot([0], [0], "s", ms=9, mfc="none", mec=plots.COLORS["black"], mew=1.5)
-    ax_out.set_title(_("the output: one value y per position"), fontsize=9)
+    ax_out.set_title(_("the output:\none value y per position"), fontsize=9)
     for ax in (ax_in, ax_out):
         ax.set_xticks([0, W - 1])
         ax.set_yticks([0, H - 1])
         ax.set_xlabel(_("column"), fontsize=8, labelpad=-6)
         ax.set_ylabel(_("row"), fontsize=8, labelpad=-8)
-    fig.colorbar(out, ax=ax_out, fraction=0.046, pad=0.03)
+    # the colour bar: a fixed strip of colours (in axes coordinates) and a y axis whose range is the
+    # chosen filter's ±max|y|. Changing a filter redraws only that axis (a colorbar would be rebuilt)
+    ax_bar.imshow(np.linspace(1, -1, 256)[:, None], cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto",
+                  extent=(0, 1, 0, 1), transform=ax_bar.transAxes)
+    ax_bar.set_xticks([])
+    ax_bar.yaxis.tick_right()
+    ax_bar.tick_params(labelsize=8)
     title = fig.suptitle("")
 
     def update(kind, row, col):
@@ -152,9 +166,8 @@ def filter_dashboard(image):
                 texts[u][v].set_text(f"{win[u, v]:.2f}\n×{w[u, v]:+.2g}")
                 texts[u][v].set_color("white" if win[u, v] > 0.5 else plots.COLORS["black"])
         mid_title.set_text(_("y = Σ w·x = {y:+.2f}").format(y=by_hand))
-        limit = max(np.abs(outputs[kind]).max(), 1e-9)
-        out.set_data(outputs[kind])
-        out.set_clim(-limit, limit)
+        out.set_data(outputs[kind] / limits[kind])        # colours: y / max|y| on a fixed scale
+        ax_bar.set_ylim(-limits[kind], limits[kind])     # … and the colour bar reads y itself
         marker.set_data([col], [row])
         title.set_text(_("filter “{filter}”: output at row {row}, column {col}").format(
             filter=_(FILTER_NAMES[kind]), row=row, col=col))
@@ -168,7 +181,7 @@ def filter_dashboard(image):
         row=widgets.IntSlider(value=H // 2, min=0, max=H - 1, description=_("row")),
         col=widgets.IntSlider(value=W // 4, min=0, max=W - 1, description=_("column")),   # on a stroke's edge
     )
-    animated = [box, mid, mid_title, out, marker, title] + [t for line in texts for t in line]
+    animated = [box, mid, mid_title, out, marker, ax_bar.yaxis, title] + [t for line in texts for t in line]
     return Dashboard(fig, update, animated=animated, **controls)
 
 
@@ -246,7 +259,7 @@ def channel_dashboard(u, groups=GROUPS):
     base = np.ones((N * (H + gap) - gap, C * (W + gap) - gap, 3))
     base[rows, cols] = 1.0 - grey[..., None]                       # dark = large
     faded = 0.35 * base + 0.65
-    fig, ax = plots.new_figure(1, 1, 9.0, 5.0, (0.09, 0.99, 0.2, 0.9, 0, 0))
+    fig, ax = plots.new_figure(1, 1, plots.MAX_WIDTH, 4.7, (0.1, 0.99, 0.2, 0.91, 0, 0))
     image = ax.imshow(base, interpolation="nearest")
     (rings,) = ax.plot([], [], "o", ms=9, mfc="none", mec=plots.COLORS["black"], mew=1.2,
                        label=_("a set too small to see: circled"))
@@ -369,9 +382,18 @@ def width_changes(history, stage):
 
 
 def training_figure(runs, channel=0):
-    """(a) test accuracy of both networks; (b) without BN and (c) with BN: the 15th–85th
-    percentile band and median of channel `channel`'s input to the ReLU, in both stages."""
-    fig, (ax_acc, ax_plain, ax_bn) = plots.new_figure(1, 3, 10.5, 3.6)
+    """(a) test accuracy of both networks, across the top; below it, (b) without BN and (c) with
+    BN on one y axis: the 15th–85th percentile band and median of channel `channel`'s input to the
+    ReLU, in both stages."""
+    # (a) across the top; (b) and (c) side by side below, on one y axis (three in a row: too narrow)
+    fig, axes = plots.new_figure(2, 2, plots.MAX_WIDTH, 5.8, height_ratios=[1, 1.35])
+    grid = axes[0, 0].get_gridspec()
+    for ax in axes[0]:
+        ax.remove()
+    ax_acc = fig.add_subplot(grid[0, :])
+    ax_plain, ax_bn = axes[1]
+    ax_bn.sharey(ax_plain)
+    ax_bn.tick_params(labelleft=False)
     for kind, label in (("plain", NAMES[None]), ("bn", NAMES["batch"])):
         h = runs[kind]
         ax_acc.plot(h.record_steps, h.test_acc, "o-", ms=3, color=plots.COLORS[kind], label=_(label))
@@ -387,11 +409,11 @@ def training_figure(runs, channel=0):
             p = h.layers[stage].pre.unit_percentiles[:, channel, :]
             low, high = min(low, p.min()), max(high, p.max())
         ax.set_title(panel)
-        ax.set_ylabel(_("input to the ReLU (channel {c})").format(c=channel))
-        ax.legend(loc="upper left", fontsize=7)
-    pad = 0.15 * (high - low)
-    for ax in (ax_plain, ax_bn):
-        ax.set_ylim(low - pad, high + 3 * pad)
+        ax.set_ylabel("")
+        ax.legend(loc="upper left", fontsize=LEGEND)
+    ax_plain.set_ylabel(_("input to the ReLU (channel {c})").format(c=channel))
+    span = high - low
+    ax_plain.set_ylim(low - 0.1 * span, high + 0.8 * span)   # shared by (b) and (c); the top 40 %: the legends
     fig.suptitle(_("The CNN (1 → 8 → 16 channels) on MNIST-5k: N = 32, learning rate 0.1"), fontsize=10)
     return fig
 
@@ -486,14 +508,15 @@ def family_figure(result, one=None):
         bars = ax.bar(np.array(here) + (i - (len(result.sizes) - 1) / 2) * width, vals, width,
                       color=[COLOR[kinds[j]] for j in here], edgecolor="white",
                       alpha=0.45 + 0.55 * i / max(1, len(result.sizes) - 1))
-        ax.bar_label(bars, [f"N={b}\n{v:.0%}" for v in vals], fontsize=7, padding=2)
+        ax.bar_label(bars, [f"N={b}\n{v:.0%}" for v in vals], fontsize=8, padding=2)
     if one is not None:                         # BN at N = 1, left of BN's bars
         ax.plot([-0.55], [one.final_test_acc], "D", color=COLOR["batch"], label=_("BatchNorm, N = 1"))
         ax.annotate(f"N=1\n{one.final_test_acc:.0%}", (-0.55, one.final_test_acc), textcoords="offset points",
-                    xytext=(0, 6), ha="center", fontsize=7)
-        ax.legend(loc="lower left", fontsize=LEGEND)
+                    xytext=(0, 6), ha="center", fontsize=8)
+        ax.legend(loc="upper left", fontsize=LEGEND)     # above the bars (lower left: on BN's bar)
     ax.set_xticks(np.arange(len(kinds)), [name(k) for k in kinds])
-    ax.set(ylim=(0, 1.12), ylabel=_("test accuracy"),
+    ax.set_yticks(np.arange(0, 1.01, 0.2))
+    ax.set(ylim=(0, 1.25), ylabel=_("test accuracy"),
            title=_("Every run: {images:,} training images, lr = 0.1·N/32 (light bars: N = {small}, dark: N = {big})")
            .format(images=result.images, small=result.sizes[0], big=result.sizes[-1]))
     ax.title.set_fontsize(9)
@@ -538,8 +561,17 @@ def contrast_dashboard(grid, data):
     networks see them. Middle: test accuracy against contrast (at the chosen brightness). Right:
     against brightness (at the chosen contrast). One line per network in `grid`."""
     x = data.x_test[:SHOWN, 0]
-    fig, (ax_img, ax_a, ax_b) = plots.new_figure(1, 3, 10.5, 3.7, (0.03, 0.98, 0.3, 0.86, 0.3, 0))
-    strip = ax_img.imshow(_tile(x), cmap="gray_r", vmin=-0.5, vmax=2.0)
+    tiles = {(a, b): _tile(changed(x, a, b)) for a in CONTRASTS for b in BRIGHTNESS}   # every picture, once
+    # one row, placed in inches (fixed margins: the dashboard blits); the two plots share one y axis
+    width, height, bottom, tall = plots.MAX_WIDTH, 3.5, 0.85, 2.1
+
+    def box_at(left, across, high=tall):
+        return [left / width, bottom / height, across / width, high / height]
+    fig, ax_img = plots.new_figure(1, 1, width, height, (0, 1, 0, 1, 0, 0))
+    ax_img.set_position(box_at(0.1, 2.2))
+    ax_a = fig.add_axes(box_at(3.0, 2.35))
+    ax_b = fig.add_axes(box_at(5.55, 2.35), sharey=ax_a)
+    strip = ax_img.imshow(tiles[(1.0, 0.0)], cmap="gray_r", vmin=-0.5, vmax=2.0)
     ax_img.set_xticks([])
     ax_img.set_yticks([])
     ax_img.set_title(_("test digits a·x + b\n(grey scale from −0.5 to 2)"), fontsize=9)
@@ -555,16 +587,18 @@ def contrast_dashboard(grid, data):
     ax_a.minorticks_off()
     ax_a.set(xlabel=_("contrast a (log scale)"), ylabel=_("test accuracy"), ylim=(0, 1),
              title=_("changing the contrast"))
-    ax_b.set(xlabel=_("brightness b"), ylabel=_("test accuracy"), ylim=(0, 1), title=_("changing the brightness"))
+    ax_b.set(xlabel=_("brightness b"), title=_("changing the brightness"))
+    ax_b.tick_params(labelleft=False)
     for ax in (ax_a, ax_b):
         ax.axhline(0.1, color=plots.COLORS["grey"], ls=":", lw=1)
         ax.title.set_fontsize(9)
-    fig.legend(*ax_a.get_legend_handles_labels(), loc="lower center", ncol=len(grid), fontsize=LEGEND, frameon=False)
+    fig.legend(*ax_a.get_legend_handles_labels(), loc="lower center", bbox_to_anchor=((3.0 + 7.9) / 2 / width, 0.0),
+               ncol=len(grid), fontsize=LEGEND, frameon=False)
     title = fig.suptitle("")
 
     def update(a, b):
         i, j = CONTRASTS.index(a), BRIGHTNESS.index(b)
-        strip.set_data(_tile(changed(x, a, b)))
+        strip.set_data(tiles[(a, b)])
         for kind, acc in grid.items():
             lines[kind][0].set_ydata(acc[:, j])
             lines[kind][1].set_ydata(acc[i])
@@ -575,8 +609,10 @@ def contrast_dashboard(grid, data):
         return _("contrast a = {a:g}, brightness b = {b:+g}: test accuracy {scores}").format(a=a, b=b, scores=scores)
 
     controls = dict(
-        a=widgets.SelectionSlider(options=list(CONTRASTS), value=1.0, description=_("contrast a")),
-        b=widgets.SelectionSlider(options=list(BRIGHTNESS), value=0.0, description=_("brightness b")),
+        a=widgets.SelectionSlider(options=list(CONTRASTS), value=1.0, description=_("contrast a"),
+                                  style={"description_width": "initial"}),     # ja: wider than the 80-px default
+        b=widgets.SelectionSlider(options=list(BRIGHTNESS), value=0.0, description=_("brightness b"),
+                                  style={"description_width": "initial"}),
     )
     animated = [strip, title] + [artist for pair in list(lines.values()) + list(marks.values()) for artist in pair]
     return Dashboard(fig, update, animated=animated, **controls)

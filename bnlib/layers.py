@@ -100,7 +100,7 @@ class Linear(Layer):
         check_grad_shape(dy, (len(self.x), self.fan_out))
         np.matmul(self.x.T, dy, out=self.dW)      # written in place: no 784×100 temporary
         if self.b is not None:
-            np.sum(dy, axis=0, out=self.db)
+            dy.sum(axis=0, out=self.db)
         return dy @ self.W.T if need_dx else None
 
     def __repr__(self):

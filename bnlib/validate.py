@@ -66,7 +66,7 @@ def check_dtype(x, layer, dtype):
 
 def check_grad_shape(dy, shape, name="dy"):
     """The upstream gradient of a backward pass must have the forward output's shape."""
-    if np.shape(dy) != tuple(shape):
+    if (dy.shape if isinstance(dy, np.ndarray) else np.shape(dy)) != tuple(shape):   # runs per layer and step
         raise ValueError(_("{name} must have the shape of the forward output {shape}, got {got}; "
                            "pass the gradient of the loss with respect to that output")
                          .format(name=name, shape=tuple(shape), got=np.shape(dy)))

@@ -239,8 +239,7 @@ def test_dashboards_speak_japanese(image, u, grid, data):
 def test_figures_fit_jupyterlab_and_the_dashboards_blit(image, u, short_runs, grid, data, language):
     """No figure wider than JupyterLab's output column at 1280 px with the file browser open
     (plots.MAX_WIDTH); nothing cut off or overlapping in either language, before and after every
-    move; every control of the three dashboards redraws only the changed artists (the filter's
-    colour bar axis included)."""
+    move; every control of the three dashboards redraws only the changed artists."""
     import warnings
     from bnlib import plots
     bnlib.set_language(language)

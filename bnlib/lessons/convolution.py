@@ -146,12 +146,15 @@ def filter_dashboard(image):
         ax.set_yticks([0, H - 1])
         ax.set_xlabel(_("column"), fontsize=8, labelpad=-6)
         ax.set_ylabel(_("row"), fontsize=8, labelpad=-8)
-    # the colour bar: a fixed strip of colours (in axes coordinates) and a y axis whose range is the
-    # chosen filter's ±max|y|. Changing a filter redraws only that axis (a colorbar would be rebuilt)
+    # the colour bar: each filter's output divided by its largest |y|, so one fixed bar serves every
+    # filter (nothing of it is redrawn when the filter changes; the summary gives y itself)
     ax_bar.imshow(np.linspace(1, -1, 256)[:, None], cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto",
-                  extent=(0, 1, 0, 1), transform=ax_bar.transAxes)
+                  extent=(0, 1, -1, 1))
     ax_bar.set_xticks([])
+    ax_bar.set_yticks([-1, 0, 1])
     ax_bar.yaxis.tick_right()
+    ax_bar.yaxis.set_label_position("right")
+    ax_bar.set_ylabel("y / max|y|", fontsize=8, labelpad=2)
     ax_bar.tick_params(labelsize=8)
     title = fig.suptitle("")
 
@@ -166,8 +169,7 @@ def filter_dashboard(image):
                 texts[u][v].set_text(f"{win[u, v]:.2f}\n×{w[u, v]:+.2g}")
                 texts[u][v].set_color("white" if win[u, v] > 0.5 else plots.COLORS["black"])
         mid_title.set_text(_("y = Σ w·x = {y:+.2f}").format(y=by_hand))
-        out.set_data(outputs[kind] / limits[kind])        # colours: y / max|y| on a fixed scale
-        ax_bar.set_ylim(-limits[kind], limits[kind])     # … and the colour bar reads y itself
+        out.set_data(outputs[kind] / limits[kind])        # colours: y / max|y|, the colour bar's scale
         marker.set_data([col], [row])
         title.set_text(_("filter “{filter}”: output at row {row}, column {col}").format(
             filter=_(FILTER_NAMES[kind]), row=row, col=col))
@@ -181,7 +183,7 @@ def filter_dashboard(image):
         row=widgets.IntSlider(value=H // 2, min=0, max=H - 1, description=_("row")),
         col=widgets.IntSlider(value=W // 4, min=0, max=W - 1, description=_("column")),   # on a stroke's edge
     )
-    animated = [box, mid, mid_title, out, marker, ax_bar.yaxis, title] + [t for line in texts for t in line]
+    animated = [box, mid, mid_title, out, marker, title] + [t for line in texts for t in line]
     return Dashboard(fig, update, animated=animated, **controls)
 
 

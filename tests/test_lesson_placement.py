@@ -107,21 +107,27 @@ def test_histogram_dashboard_across_both_controls(short):
 
 # --------------------------------------------------------------------------- numbers the notebook quotes
 def test_other_seeds_are_measured_and_quoted_as_stored():
-    """07 §5 quotes the accuracy gaps of seeds 1–4 (too slow to train in the notebook): measure
-    them again, and check that every edition of the notebook quotes exactly these numbers."""
+    """07 §5 quotes the accuracy gaps of seeds 1–4 (too slow to train in the notebook). Measured again,
+    they must show what §5 says: sigmoid, BN after ahead by 2–3 points every time; ReLU, before ahead
+    or level, never more than about a point apart. The exact numbers depend on the processor (numpy's
+    BLAS picks its matrix-product code by CPU, and each rounds differently; 400 steps turn that into up
+    to about half a point), so the notebook quotes those of two machines, and each measured gap must lie
+    within 0.6 point of the stored ones. Every edition must quote exactly the stored numbers."""
     for seed in (1, 2, 3, 4):
         gaps = pl.placement_gaps(seed)
-        for act in pl.ACTIVATIONS:
-            assert abs(gaps[act] - pl.OTHER_SEEDS[act][seed]) < 0.1, (act, seed, gaps[act])
+        assert 1.5 < gaps["sigmoid"] < 3.5, (seed, gaps)
+        assert -2.0 < gaps["relu"] <= 0.05, (seed, gaps)
+        near = [abs(gaps["relu"] - stored[seed]) for stored in (pl.OTHER_SEEDS["relu"], pl.OTHER_MACHINE_RELU)]
+        assert abs(gaps["sigmoid"] - pl.OTHER_SEEDS["sigmoid"][seed]) < 0.6 and min(near) < 0.6, (seed, gaps)
     root = pathlib.Path(__file__).resolve().parent.parent / "notebooks"
     for path in [root / NOTEBOOK, root / "ja" / NOTEBOOK]:
         if not path.exists():
             continue
         md = "".join("".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"]
                      if c["cell_type"] == "markdown")
-        for act in pl.ACTIVATIONS:
-            quoted = ", ".join(f"{v:+.1f}".replace("-", "−") for v in pl.OTHER_SEEDS[act].values())
-            assert all(q in md for q in quoted.split(", ")), (path.name, act, quoted)
+        for numbers in (*pl.OTHER_SEEDS.values(), pl.OTHER_MACHINE_RELU):
+            quoted = [f"{v:+.1f}".replace("-", "−").replace("+0.0", "0.0") for v in numbers.values()]
+            assert all(q in md for q in quoted), (path.name, quoted)
 
 
 # --------------------------------------------------------------------------- exercises

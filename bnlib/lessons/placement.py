@@ -99,6 +99,8 @@ def final_accuracy(run, last=3):
 # numbers: tests/test_lesson_placement.py measures them again and checks both editions quote them.
 OTHER_SEEDS = {"sigmoid": {1: 2.9, 2: 2.7, 3: 1.9, 4: 2.3},
                "relu": {1: -0.7, 2: -0.4, 3: -0.3, 4: -1.2}}
+# the same on another processor (numpy's BLAS rounds differently there); sigmoid within 0.1
+OTHER_MACHINE_RELU = {1: -0.3, 2: 0.0, 3: -0.9, 4: -1.6}
 
 
 def placement_gaps(seed, steps=400, lr=0.5):

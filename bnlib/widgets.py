@@ -27,8 +27,12 @@ speed, never a wrong picture. `redraws` counts both kinds.
 import base64
 import html
 import io
+import struct
+import types
+import zlib
 
 import ipywidgets as widgets
+import numpy as np
 from IPython import get_ipython
 from IPython.display import display
 
@@ -47,6 +51,41 @@ def _moves_with_limits(artist, ax, which):
         except ValueError:                                  # not a 2-D transform: assume it moves
             return True
     return False
+
+
+def png_bytes(rgba):
+    """(H, W, 4) uint8 → PNG bytes: no filtering, zlib level 1. About twice as fast as Pillow's
+    default for the mostly-empty difference frames ipympl sends after a blit, for PNGs of about
+    the same size."""
+    height, width, _ = rgba.shape
+    rows = np.empty((height, 4 * width + 1), np.uint8)
+    rows[:, 0] = 0                                       # filter type 0 (none) on every row
+    rows[:, 1:] = rgba.reshape(height, -1)
+
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)   # 8 bits per channel, RGBA
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes(), 1))
+            + chunk(b"IEND", b""))
+
+
+def _diff_image(canvas):
+    """matplotlib's FigureCanvasWebAggCore.get_diff_image (the frame ipympl sends: the whole
+    picture, or only the pixels that changed since the last frame), with the faster encoder."""
+    if not canvas._png_is_old:
+        return None
+    pixels = np.asarray(canvas.get_renderer().buffer_rgba())
+    buff = pixels.view(np.uint32).squeeze(2)
+    if canvas._force_full or buff.shape != canvas._last_buff.shape or (pixels[:, :, 3] != 255).any():
+        canvas.set_image_mode("full")
+        output = buff
+    else:
+        canvas.set_image_mode("diff")
+        output = np.where(buff != canvas._last_buff, buff, 0)
+    canvas._last_buff = buff.copy()
+    canvas._force_full = False
+    canvas._png_is_old = False
+    return png_bytes(output.view(np.uint8).reshape(*output.shape, 4))
 
 
 class Dashboard:
@@ -74,6 +113,8 @@ class Dashboard:
             # The Dashboard redraws its figure itself; pyplot's interactive mode would also ask
             # the browser for a full redraw as soon as an artist goes stale: twice the work.
             fig.stale_callback = None
+            if all(hasattr(fig.canvas, a) for a in ("_png_is_old", "_force_full", "_last_buff", "set_image_mode")):
+                fig.canvas.get_diff_image = types.MethodType(_diff_image, fig.canvas)   # faster frames
         for control in controls.values():
             control.observe(self._on_change, names="value")
         self.refresh()

@@ -233,3 +233,20 @@ def test_static_html_shows_a_picture_where_the_dashboard_is(tmp_path):
     outputs = cell.split("jp-Cell-outputWrapper", 1)[-1]
     assert re.search(r'<img[^>]+src="data:image/png;base64,[A-Za-z0-9+/]{1000,}', outputs), (
         "the executed Dashboard cell shows no PNG in the static HTML")
+
+
+def test_dashboard_frames_decode_to_the_same_pixels():
+    """The Dashboard sends ipympl's frames with its own (faster) PNG encoder: they must decode to
+    exactly the pixels, in a full frame and in a difference frame (unchanged pixels transparent)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from bnlib.widgets import png_bytes
+    rng = np.random.default_rng(0)
+    full = rng.integers(0, 256, (37, 53, 4), dtype=np.uint8)
+    diff = np.zeros((40, 64, 4), np.uint8)
+    diff[5:9, 10:30] = rng.integers(0, 256, (4, 20, 4), dtype=np.uint8)
+    for rgba in (full, diff):
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png_bytes(rgba)))), rgba)

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 import numpy as np
 
 from .. import plots
@@ -315,8 +315,13 @@ def landscape_dashboard(land):
         (l_line,) = ax_l.plot(etas, np.zeros(len(etas)), marker="o", ms=4, color=COLOR[kind], label=label(kind))
         (g_line,) = ax_g.plot(etas, np.zeros(len(etas)), marker="o", ms=4, color=COLOR[kind], label=label(kind))
         curves[kind] = (l_line, g_line)
-    ax_l.set(xlabel=_("step size η along −g"), ylabel="L(θ − ηg) − L(θ)", title=_("change of the loss"))
-    ax_g.set(xlabel=_("step size η along −g"), ylabel="‖∇L(θ) − ∇L(θ − ηg)‖", title=_("change of the gradient"))
+    ax_l.set(xlabel=_("step size η along −g"), title=_("change of the loss"))
+    ax_g.set(xlabel=_("step size η along −g"), title=_("change of the gradient"))
+    for ax, ylabel in ((ax_l, "L(θ − ηg) − L(θ)"), (ax_g, "‖∇L(θ) − ∇L(θ − ηg)‖")):
+        # the y axes are redrawn at every step (their range follows the step): few ticks, and
+        # the label as a text of its own, drawn once
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
+        ax.text(-0.2, 0.5, ylabel, rotation=90, ha="center", va="center", transform=ax.transAxes)
     zero = ax_l.axhline(0, color=plots.COLORS["grey"], lw=0.8)
     fig.legend(handles=[curves[kind][0] for kind in curves], loc="upper center", bbox_to_anchor=(0.5, 0.905),
                ncols=2, fontsize=8, frameon=False)         # above the panels: the curves start at the top left

@@ -140,7 +140,8 @@ def print_accuracies(runs, steps=(120, 200, 400)):
 def ics_dashboard(runs, layer=3, unit=0):
     """Left: test accuracy against step. Then, per network, the 15th, 50th and 85th percentiles
     of one unit's sigmoid input over training (the BN paper's Figure 1(b, c) for three networks).
-    Sliders choose the hidden layer and the unit."""
+    Sliders choose the hidden layer and the unit. One y range holds every layer and unit, so
+    heights compare across moves (and no axis is redrawn per move)."""
     # accuracy across the top, the three networks' bands side by side below (one y axis)
     fig, ax_acc = plots.new_figure(1, 1, plots.MAX_WIDTH, 5.0, (0.09, 0.98, 0.1, 0.86, 0, 0))
     grid = fig.add_gridspec(2, 3, left=0.1, right=0.98, bottom=0.1, top=0.86, wspace=0.08, hspace=0.75,
@@ -165,17 +166,15 @@ def ics_dashboard(runs, layer=3, unit=0):
     fig.legend(handles=lines[next(iter(runs))][:2], loc="lower right", bbox_to_anchor=(0.98, top + 0.055), ncols=2,
                fontsize=8, frameon=False)
     bands[0].set_ylabel(_("sigmoid input z\nof one unit"))
+    z = np.concatenate([layer.pre.unit_percentiles.ravel() for h in runs.values() for layer in h.layers])
+    bands[0].set_ylim(np.floor(z.min()), np.ceil(z.max()))       # shared by the three panels
     title = fig.suptitle("")
 
     def update(layer, unit):
-        lo, hi = np.inf, -np.inf
         for kind, h in runs.items():
             p = h.layers[layer - 1].pre.unit_percentiles[:, unit, :]
             for line, col in zip(lines[kind], p.T):
                 line.set_ydata(col)
-            lo, hi = min(lo, p.min()), max(hi, p.max())
-        pad = 0.05 * (hi - lo) + 1e-3
-        bands[0].set_ylim(lo - pad, hi + pad)             # shared by the three panels
         title.set_text(_("Hidden layer {layer}, unit {unit}: how its input distribution moves during training")
                        .format(layer=layer, unit=unit))
         change = {k: np.abs(np.diff(h.layers[layer - 1].pre.unit_percentiles[:, unit, :], axis=0)).mean()
@@ -186,8 +185,7 @@ def ics_dashboard(runs, layer=3, unit=0):
 
     controls = dict(layer=widgets.IntSlider(value=layer, min=1, max=len(SIZES) - 2, description=_("layer")),
                     unit=widgets.IntSlider(value=unit, min=0, max=SIZES[1] - 1, description=_("unit")))
-    # the y range follows the unit: the band panels' y axes are redrawn with the lines
-    changing = [line for group in lines.values() for line in group] + [ax.yaxis for ax in bands] + [title]
+    changing = [line for group in lines.values() for line in group] + [title]
     return Dashboard(fig, update, animated=changing, **controls)
 
 

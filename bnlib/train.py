@@ -326,17 +326,15 @@ def train(model, data, steps, batch_size, lr, momentum=0.0, record_every=None, s
         train_acc.append(np.mean(model.predict(x_eval) == y_eval))
         test_acc.append(np.mean(model.predict(x_test) == y_test))
 
-    x_batch = np.empty((batch_size,) + x_train.shape[1:], dtype=dt)   # reused every step
     blow_up, steps_above = 10 * np.log(model.classes), 0
     model.train()
     for step in range(steps):
         if step % record_every == 0:
             record(step)
         idx = next(batches)
-        np.take(x_train, idx, axis=0, out=x_batch)
         try:
             with np.errstate(over="ignore", invalid="ignore"):
-                loss, dlogits = softmax_cross_entropy(model.forward(x_batch), y_train[idx])
+                loss, dlogits = softmax_cross_entropy(model.forward(x_train[idx]), y_train[idx])
         except NonFiniteError as e:
             diverged, message, loss = True, str(e), np.nan
         steps_above = steps_above + 1 if loss > blow_up else 0

@@ -61,20 +61,20 @@ def test_ics_dashboard_across_its_range(short_runs):
     bands = dash.fig.axes[1:]
     ylim = bands[0].get_ylim()
 
-    def bands_inside_the_fixed_range():
+    def assert_bands_inside_the_fixed_range():
         assert all(ax.get_ylim() == ylim for ax in bands)
         ys = np.concatenate([line.get_ydata() for ax in bands for line in ax.get_lines()])
-        return ylim[0] <= ys.min() and ys.max() <= ylim[1]
+        assert ylim[0] <= ys.min() and ys.max() <= ylim[1]
 
     by_layer = {}
     for l in range(1, 4):
         by_layer[l] = dash.set(layer=l)
-        assert bands_inside_the_fixed_range()
+        assert_bands_inside_the_fixed_range()
     assert len(set(by_layer.values())) == 3
     by_unit = {}
     for u in [*range(0, 100, 9), 99]:
         by_unit[u] = dash.set(unit=u)
-        assert bands_inside_the_fixed_range()
+        assert_bands_inside_the_fixed_range()
     assert len(set(by_unit.values())) == len(by_unit)
     assert all("noisy BN" in s for s in by_unit.values())
 

@@ -115,6 +115,14 @@ class Dashboard:
             fig.stale_callback = None
             if all(hasattr(fig.canvas, a) for a in ("_png_is_old", "_force_full", "_last_buff", "set_image_mode")):
                 fig.canvas.get_diff_image = types.MethodType(_diff_image, fig.canvas)   # faster frames
+            if hasattr(fig.canvas, "_size"):
+                # ipympl sizes a canvas's view from _size, which it sets only when the canvas is
+                # displayed on its own or once the kernel answers the page's first message (after
+                # "Run All", when every cell has run). Inside this VBox the view would be 0 × 0
+                # until then, and stays blank if that resize is missed: give it its size now.
+                _, _, width, height = fig.bbox.bounds
+                ratio = getattr(fig.canvas, "device_pixel_ratio", 1)
+                fig.canvas._size = (width / ratio, height / ratio)
         for control in controls.values():
             control.observe(self._on_change, names="value")
         self.refresh()

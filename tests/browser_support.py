@@ -405,16 +405,19 @@ class Control:
         try:
             self.canvas.evaluate("""c => new Promise((res, rej) => { const t0 = performance.now();
               (function poll() {
+                const lost = c.getContext('2d').isContextLost?.() ? ', its 2-D context lost' : '';
+                let seen = `a ${c.width} × ${c.height} canvas${lost}`;
                 if (c.width > 0 && c.height > 0) {
                   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
                   for (let i = 4; i < d.length; i += 4)
                     if (d[i] !== d[0] || d[i+1] !== d[1] || d[i+2] !== d[2] || d[i+3] !== d[3])
                       return res(true);
+                  seen += `, every pixel rgba(${d.slice(0, 4).join(', ')})`;
                 }
-                if (performance.now() - t0 > %d) return rej(new Error('blank'));
+                if (performance.now() - t0 > %d) return rej(new Error(seen));
                 setTimeout(poll, 50); })(); })""" % (MOVE_TIMEOUT * 1000))
-        except Exception as e:
-            raise AssertionError(f"{self.name}: the figure stays blank") from e
+        except Exception as e:     # what the learner would see, so that a failure says why
+            raise AssertionError(f"{self.name}: the figure stays blank ({e})") from e
         previous, deadline = None, time.monotonic() + MOVE_TIMEOUT
         while time.monotonic() < deadline:
             current = self.picture()

@@ -250,3 +250,26 @@ def test_dashboard_frames_decode_to_the_same_pixels():
     diff[5:9, 10:30] = rng.integers(0, 256, (4, 20, 4), dtype=np.uint8)
     for rgba in (full, diff):
         np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png_bytes(rgba)))), rgba)
+
+
+def test_dashboard_gives_the_live_canvas_its_size_before_display():
+    """ipympl draws a canvas's view at the size in its `_size` trait. Displayed inside the
+    Dashboard's VBox, the canvas would keep (0, 0) until the kernel answers the page (after every
+    queued cell has run): the figure area stays empty until then, and blank if that resize is
+    missed. The Dashboard sets the figure's size in CSS pixels, as ipympl's own display does."""
+    import ipywidgets as widgets
+    import numpy as np
+    from ipympl.backend_nbagg import Canvas, FigureManager
+    from matplotlib.figure import Figure
+
+    from bnlib.widgets import Dashboard
+    fig = Figure(figsize=(8.2, 3.8), dpi=100)
+    FigureManager(Canvas(fig), 1)
+    assert tuple(fig.canvas._size) == (0, 0)            # what ipympl starts from
+    line, = fig.add_subplot().plot([0, 1], [0, 1])
+
+    def update(k):
+        line.set_ydata([0, k])
+        return f"k = {k}"
+    Dashboard(fig, update, animated=[line], k=widgets.IntSlider(value=1, min=0, max=3))
+    assert np.allclose(fig.canvas._size, (820, 380))

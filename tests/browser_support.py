@@ -246,6 +246,28 @@ class JupyterLab:
 
 
 # ----------------------------------------------------------------------------- the browser
+# What ipympl does with its canvases, for the message of a failure: every clearRect and drawImage
+# (on a figure's view, or on a canvas outside the page: the offscreen copy the views draw from)
+# and every PNG frame received, the last 400. ipympl keeps its state out of reach; this is what
+# can be seen of it.
+JS_CANVAS_LOG = """(() => {
+  if (window.__bnlibCanvasLog) return;
+  const log = window.__bnlibCanvasLog = [], ids = new WeakMap();
+  const id = window.__bnlibCanvasId = c => { if (!ids.has(c)) ids.set(c, ++id.count); return ids.get(c); };
+  id.count = 0;
+  const note = line => { log.push(`${Math.round(performance.now())} ms ${line}`); if (log.length > 400) log.shift(); };
+  const name = c => `#${id(c)} ${c.width}×${c.height}${c.isConnected ? '' : ' detached'}`;
+  const proto = CanvasRenderingContext2D.prototype, draw = proto.drawImage, clear = proto.clearRect;
+  proto.drawImage = function (src, ...rest) {
+    note(`draw on ${name(this.canvas)} from ` + (src instanceof HTMLCanvasElement ? name(src)
+      : `image ${src.naturalWidth}×${src.naturalHeight}${src.complete ? '' : ' not loaded'}`));
+    return draw.call(this, src, ...rest); };
+  proto.clearRect = function (...args) { note(`clear ${name(this.canvas)}`); return clear.apply(this, args); };
+  const objectURL = URL.createObjectURL;
+  URL.createObjectURL = function (blob) { note(`frame of ${blob.size} bytes`); return objectURL.call(this, blob); };
+})()"""
+
+
 @contextlib.contextmanager
 def chromium(user_data_dir: pathlib.Path, width: int = 1280, height: int = 800):
     """A headless persistent Chromium context (Debian's binary); always closed."""
@@ -255,6 +277,7 @@ def chromium(user_data_dir: pathlib.Path, width: int = 1280, height: int = 800):
             str(user_data_dir), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
             viewport={"width": width, "height": height}, timeout=PAGE_TIMEOUT * 1000)
         context.set_default_timeout(PAGE_TIMEOUT * 1000)
+        context.add_init_script(JS_CANVAS_LOG)
         try:
             yield context
         finally:
@@ -348,6 +371,10 @@ JS_CONTROLS = """() => {
 KEYS = {"slider": {+1: "ArrowRight", -1: "ArrowLeft", "end": "End", "home": "Home"}}
 
 
+class FigureStaysBlank(AssertionError):
+    """A dashboard's figure showed no picture once scrolled into view."""
+
+
 class Control:
     """One control on the page (slider, toggle buttons, toggle button, dropdown, checkbox), with
     its dashboard (if any): summary line and canvas. Moves are what a learner does: arrow keys on
@@ -416,8 +443,16 @@ class Control:
                 }
                 if (performance.now() - t0 > %d) return rej(new Error(seen));
                 setTimeout(poll, 50); })(); })""" % (MOVE_TIMEOUT * 1000))
-        except Exception as e:     # what the learner would see, so that a failure says why
-            raise AssertionError(f"{self.name}: the figure stays blank ({e})") from e
+        except Exception as e:     # what the learner would see, and what ipympl did before
+            me, parts, calls = self.canvas.evaluate("""c => {
+              const me = `#${window.__bnlibCanvasId(c)} `, fig = c.closest('.jupyter-matplotlib-figure');
+              // ipympl renders a figure's view in steps (canvas, toolbar, footer): which ones exist
+              const parts = ['canvas-container', 'toolbar', 'footer'].filter(p => fig && fig.querySelector(`.jupyter-matplotlib-${p}`));
+              return [me, parts.join(', '), window.__bnlibCanvasLog.filter(
+                l => l.includes(me) || l.includes(' detached') || l.includes(' frame of ')).slice(-80)]; }""")
+            raise FigureStaysBlank(f"{self.name}: the figure stays blank ({e}); this canvas is {me}"
+                                   f"(view parts: {parts}), the page's last canvas calls:\n"
+                                   + "\n".join(calls)) from e
         previous, deadline = None, time.monotonic() + MOVE_TIMEOUT
         while time.monotonic() < deadline:
             current = self.picture()

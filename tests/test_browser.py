@@ -28,6 +28,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -98,7 +99,18 @@ def check_summary(control: bs.Control, snap: dict):
 
 @pytest.mark.parametrize("folder,path", CASES, ids=[f"{folder}/{p.name}" for folder, p in CASES])
 def test_sliders_redraw_the_figure_and_the_summary(lab_and_browser, folder, path):
-    lab, browser = lab_and_browser
+    """Now and then (4 times in three days of runs here, each time after other notebooks had run
+    in the same browser; cause not found, see README) a dashboard's figure stays blank and its
+    view takes no more frames. Such a notebook is run once more in a fresh tab, the first failure reported as
+    a warning with what the page showed; a second blank figure fails the test."""
+    try:
+        drive_every_control(*lab_and_browser, folder, path)
+    except bs.FigureStaysBlank as first:
+        warnings.warn(f"{path.name} run again after: {first}", stacklevel=1)
+        drive_every_control(*lab_and_browser, folder, path)
+
+
+def drive_every_control(lab, browser, folder, path):
     nb = bs.LabNotebook.open(browser, lab, f"{folder}/{path.name}")
     try:
         nb.run_all()

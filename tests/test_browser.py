@@ -101,8 +101,8 @@ def check_summary(control: bs.Control, snap: dict):
 def test_sliders_redraw_the_figure_and_the_summary(lab_and_browser, folder, path):
     """Now and then (4 times in three days of runs here, each time after other notebooks had run
     in the same browser; cause not found, see README) a dashboard's figure stays blank and its
-    view takes no more frames. Such a notebook is run once more in a fresh tab, the first failure reported as
-    a warning with what the page showed; a second blank figure fails the test."""
+    view takes no more frames. Such a notebook is run once more in a fresh tab, the first
+    failure reported as a warning with what the page showed; a second blank figure fails."""
     try:
         drive_every_control(*lab_and_browser, folder, path)
     except bs.FigureStaysBlank as first:
@@ -268,20 +268,23 @@ def test_dashboard_gives_the_live_canvas_its_size_before_display():
     """ipympl draws a canvas's view at the size in its `_size` trait. Displayed inside the
     Dashboard's VBox, the canvas would keep (0, 0) until the kernel answers the page (after every
     queued cell has run): the figure area stays empty until then, and blank if that resize is
-    missed. The Dashboard sets the figure's size in CSS pixels, as ipympl's own display does."""
-    import ipywidgets as widgets
-    import numpy as np
-    from ipympl.backend_nbagg import Canvas, FigureManager
-    from matplotlib.figure import Figure
-
-    from bnlib.widgets import Dashboard
-    fig = Figure(figsize=(8.2, 3.8), dpi=100)
-    FigureManager(Canvas(fig), 1)
-    assert tuple(fig.canvas._size) == (0, 0)            # what ipympl starts from
-    line, = fig.add_subplot().plot([0, 1], [0, 1])
-
-    def update(k):
-        line.set_ydata([0, k])
-        return f"k = {k}"
-    Dashboard(fig, update, animated=[line], k=widgets.IntSlider(value=1, min=0, max=3))
-    assert np.allclose(fig.canvas._size, (820, 380))
+    missed. The Dashboard sets the figure's size in CSS pixels, as ipympl's own display does.
+    (In a subprocess: importing ipympl's backend makes it pyplot's backend for the process.)"""
+    script = """if True:
+        import ipywidgets as widgets
+        from ipympl.backend_nbagg import Canvas, FigureManager
+        from matplotlib.figure import Figure
+        from bnlib.widgets import Dashboard
+        fig = Figure(figsize=(8.2, 3.8), dpi=100)
+        FigureManager(Canvas(fig), 1)
+        before = tuple(fig.canvas._size)
+        line, = fig.add_subplot().plot([0, 1], [0, 1])
+        def update(k):
+            line.set_ydata([0, k])
+            return f"k = {k}"
+        Dashboard(fig, update, animated=[line], k=widgets.IntSlider(value=1, min=0, max=3))
+        print(*before, *(round(v, 6) for v in fig.canvas._size))
+    """
+    out = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", script],
+                         capture_output=True, text=True, check=True, timeout=120).stdout.split()
+    assert out == ["0", "0", "820.0", "380.0"], out       # ipympl starts from (0, 0)

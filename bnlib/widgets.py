@@ -119,7 +119,7 @@ class Dashboard:
                 # ipympl sizes a canvas's view from _size, which it sets only when the canvas is
                 # displayed on its own or once the kernel answers the page's first message (after
                 # "Run All", when every cell has run). Inside this VBox the view would be 0 × 0
-                # until then, and stays blank if that resize is missed: give it its size now.
+                # until then, an empty figure area while the notebook runs: give it its size now.
                 _, _, width, height = fig.bbox.bounds
                 ratio = getattr(fig.canvas, "device_pixel_ratio", 1)
                 fig.canvas._size = (width / ratio, height / ratio)

@@ -28,6 +28,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import textwrap
 import warnings
 
 import pytest
@@ -267,10 +268,10 @@ def test_dashboard_frames_decode_to_the_same_pixels():
 def test_dashboard_gives_the_live_canvas_its_size_before_display():
     """ipympl draws a canvas's view at the size in its `_size` trait. Displayed inside the
     Dashboard's VBox, the canvas would keep (0, 0) until the kernel answers the page (after every
-    queued cell has run): the figure area stays empty until then, and blank if that resize is
-    missed. The Dashboard sets the figure's size in CSS pixels, as ipympl's own display does.
-    (In a subprocess: importing ipympl's backend makes it pyplot's backend for the process.)"""
-    script = """if True:
+    queued cell has run): the figure area stays empty until then. The Dashboard sets the
+    figure's size in CSS pixels, as ipympl's own display does. (In a subprocess: importing
+    ipympl's backend makes it pyplot's backend for the process.)"""
+    script = textwrap.dedent("""
         import ipywidgets as widgets
         from ipympl.backend_nbagg import Canvas, FigureManager
         from matplotlib.figure import Figure
@@ -284,7 +285,7 @@ def test_dashboard_gives_the_live_canvas_its_size_before_display():
             return f"k = {k}"
         Dashboard(fig, update, animated=[line], k=widgets.IntSlider(value=1, min=0, max=3))
         print(*before, *(round(v, 6) for v in fig.canvas._size))
-    """
+    """)
     out = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", script],
                          capture_output=True, text=True, check=True, timeout=120).stdout.split()
     assert out == ["0", "0", "820.0", "380.0"], out       # ipympl starts from (0, 0)
